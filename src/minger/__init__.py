@@ -1,0 +1,3 @@
+"""minger: a sans-IO codec for the Minger address-verification protocol."""
+
+__all__: list[str] = []
