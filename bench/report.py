@@ -1,0 +1,236 @@
+"""Render results.json (as built by bench/run.py) into bench/RESULTS.md.
+
+The tables, ratios and the met / not met verdicts are computed here from the numbers of
+the same run; bench/reading.md (hand-written: what the profiles say and the next steps)
+is appended verbatim.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+_AIOSMTPD = {"discard": "aiosmtpd-discard", "maildir": "aiosmtpd-maildir"}
+_SINK = "smtp-sink"
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    if value != value:  # NaN
+        return "–"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _cell(values: list[float], digits: int = 0) -> str:
+    if not values:
+        return "–"
+    return f"{_fmt(_med(values), digits)} ({_fmt(min(values), digits)}–{_fmt(max(values), digits)})"
+
+
+def _machine(results: dict[str, Any]) -> list[str]:
+    m = results["machine"]
+    mode = "quick (message counts x0.2)" if results.get("quick") else "full"
+    return [
+        "## Machine",
+        "",
+        f"- {m['nproc']} cores, {m['cpu']}, Linux {m['kernel']}",
+        f"- {m['implementation']} {m['python']}; Postfix {m['postfix']} (smtp-source, smtp-sink)",
+        f"- run {m['date']}, {mode}, {results['reps']} measured runs per cell, "
+        f"load average at start {m['loadavg_at_start']}, suite took "
+        f"{results.get('seconds', 0):.0f} s",
+        "",
+    ]
+
+
+def _engine(engine: dict[str, Any]) -> list[str]:
+    lines = [
+        "## 1. In-process engine benchmarks",
+        "",
+        "time.perf_counter harness (bench/engine_bench.py): warm-up, then repetitions of a",
+        "fixed batch each; the cell is the median rate with min–max over the repetitions.",
+        "",
+        "| benchmark | what one operation is | median (min–max) | unit |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in engine.get("rows", []):
+        lines.append(
+            f"| {row['name']} | {row['what']} | {_cell(row['rates'], row.get('digits', 0))} "
+            f"| {row['unit']} |"
+        )
+    for note in engine.get("notes", []):
+        lines += ["", note]
+    if engine.get("profile"):
+        lines += ["", "cProfile of the DATA path (top functions by own time):", "", "```"]
+        lines += [engine["profile"].rstrip(), "```"]
+    if engine.get("session_profile"):
+        lines += ["", "cProfile of the pipelined session (top functions by own time):", ""]
+        lines += ["```", engine["session_profile"].rstrip(), "```"]
+    lines.append("")
+    return lines
+
+
+def _rates(outcomes: list[dict[str, Any]], key: str, profile: str, field: str) -> list[float]:
+    for o in outcomes:
+        if o["target"] == key and o["profile"] == profile:
+            return [float(r[field]) for r in o["runs"]]
+    return []
+
+
+def _ratio(outcomes: list[dict[str, Any]], key: str, other: str, profile: str) -> float:
+    ours = _rates(outcomes, key, profile, "msgs_per_s")
+    theirs = _rates(outcomes, other, profile, "msgs_per_s")
+    if not ours or not theirs:
+        return float("nan")
+    return _med(ours) / _med(theirs)
+
+
+def _e2e(data: dict[str, Any]) -> list[str]:
+    outcomes: list[dict[str, Any]] = data["outcomes"]
+    lines = [
+        "## 2. End to end on loopback",
+        "",
+        "Each server is started by the suite on a free 127.0.0.1 port, warmed up with a tenth",
+        "of the load, then measured. Cells: median (min–max). msg/s and MB/s from the",
+        "client's wall time; CPU µs/msg from the server's /proc/<pid>/stat utime+stime delta;",
+        "peak RSS is the server's VmHWM, reset before each run. Ratios compare medians of",
+        "msg/s with aiosmtpd of the same mode and with smtp-sink, from this same run.",
+        "",
+        "Servers:",
+        "",
+    ]
+    for t in data["targets"]:
+        lines.append(f"- `{t['key']}`: {t['title']}" + (f". {t['note']}" if t["note"] else ""))
+    for key, why in data.get("skipped", {}).items():
+        lines.append(f"- `{key}`: not measured: {why}")
+    lines.append("")
+    for p in data["profiles"]:
+        lines += [f"### {p['name']}: `{p['command']}`", ""]
+        lines.append(
+            "| server | msg/s | MB/s | server CPU µs/msg | peak RSS MiB "
+            "| × aiosmtpd | × smtp-sink |"
+        )
+        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for t in data["targets"]:
+            key = t["key"]
+            row = next(
+                (o for o in outcomes if o["target"] == key and o["profile"] == p["name"]), None
+            )
+            if row is None:
+                continue
+            if row["error"]:
+                lines.append(f"| {key} | failed: {row['error'][:120]} | | | | | |")
+                continue
+            rss = [r["peak_rss_kib"] / 1024 for r in row["runs"]]
+            vs_aio = _ratio(outcomes, key, _AIOSMTPD[t["mode"]], p["name"])
+            vs_sink = _ratio(outcomes, key, _SINK, p["name"])
+            lines.append(
+                f"| {key} | {_cell(_rates(outcomes, key, p['name'], 'msgs_per_s'))} "
+                f"| {_cell(_rates(outcomes, key, p['name'], 'mb_per_s'), 1)} "
+                f"| {_cell(_rates(outcomes, key, p['name'], 'cpu_us_per_msg'))} "
+                f"| {_cell(rss, 1)} | {_fmt(vs_aio, 2)} | {_fmt(vs_sink, 2)} |"
+            )
+        lines.append("")
+    idle = data.get("idle_kib_per_connection", {})
+    if idle:
+        lines += [
+            "### Idle connections",
+            "",
+            "Server RSS growth for 200 connections held open after greeting and EHLO.",
+            "",
+            "| server | KiB per idle connection |",
+            "| --- | --- |",
+        ]
+        lines += [f"| {k} | {'failed' if v is None else _fmt(v, 1)} |" for k, v in idle.items()]
+        lines.append("")
+    return lines
+
+
+def _verdicts(results: dict[str, Any]) -> list[str]:
+    lines = ["## Targets (issue 7)", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+
+    def row(name: str, value: float, goal: float, shown: str) -> None:
+        if value != value:
+            lines.append(f"| {name} | not measured | – |")
+        else:
+            lines.append(f"| {name} | {shown} | {'met' if value >= goal else 'NOT met'} |")
+
+    data = results.get("e2e")
+    if data:
+        o = data["outcomes"]
+        r = _ratio(o, "ours-discard", "aiosmtpd-discard", "small")
+        row("small, discard: ≥ 3× aiosmtpd", r, 3, f"{_fmt(r, 2)}×")
+        r = _ratio(o, "ours-discard", "aiosmtpd-discard", "large")
+        row("large, discard: ≥ 5× aiosmtpd", r, 5, f"{_fmt(r, 2)}×")
+        r = _ratio(o, "ours-discard", _SINK, "large")
+        row("large, discard: ≥ 0.5× smtp-sink", r, 0.5, f"{_fmt(r, 2)}×")
+        r = _ratio(o, "ours-maildir", "aiosmtpd-maildir", "small")
+        row("small, fsynced Maildir: ≥ 3× aiosmtpd Maildir", r, 3, f"{_fmt(r, 2)}×")
+        small = _rates(o, "ours-discard", "small", "peak_rss_kib")
+        large = _rates(o, "ours-discard", "large", "peak_rss_kib")
+        if small and large:
+            growth = _med(large) / _med(small)
+            # "Flat": 100x bigger messages may not double the peak (20 sessions in flight).
+            row(
+                "memory flat in message size (peak RSS large / small < 2)",
+                2 - growth,
+                0,
+                f"{_fmt(_med(small) / 1024, 1)} → {_fmt(_med(large) / 1024, 1)} MiB",
+            )
+        idle = data.get("idle_kib_per_connection", {}).get("ours-discard")
+        if idle is not None:
+            row("under 100 KiB per idle connection", 100 - idle, 0, f"{_fmt(idle, 1)} KiB")
+    engine = results.get("engine")
+    if engine:
+        data_row = next((r for r in engine["rows"] if r["name"] == "DATA path"), None)
+        if data_row is not None:
+            v = _med(data_row["rates"])
+            row("engine DATA path ≥ 500 MB/s", v, 500, f"{_fmt(v)} MB/s")
+    lines.append("")
+    return lines
+
+
+def _py_spy(data: dict[str, Any]) -> list[str]:
+    spied = data.get("py_spy", {})
+    if not spied:
+        return []
+    lines = [
+        "## Server profiles (py-spy)",
+        "",
+        "One extra run of the profile under `py-spy record --nonblocking --rate 200` (not",
+        "among the measured runs). Self% = samples with the function on top of the stack.",
+        "",
+    ]
+    for name, text in spied.items():
+        lines += [f"### {name}", "", "```", text.rstrip(), "```", ""]
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole RESULTS.md."""
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (bench/run.py); quick look: `make bench BENCH_QUICK=1`.",
+        "Raw numbers: bench/work/results.json (not committed).",
+        "",
+    ]
+    lines += _machine(results)
+    lines += _verdicts(results)
+    if results.get("engine"):
+        lines += _engine(results["engine"])
+    if results.get("e2e"):
+        lines += _e2e(results["e2e"])
+        lines += _py_spy(results["e2e"])
+    reading = BENCH_DIR / "reading.md"
+    if reading.exists():
+        lines += [reading.read_text().rstrip(), ""]
+    return "\n".join(lines)

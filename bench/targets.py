@@ -1,0 +1,86 @@
+"""Which servers are measured end to end, and the order the runs happen in.
+
+Runs go profile by profile and, inside a profile, server by server, so that a burst of
+noise from other work on the machine falls on neighbouring servers alike and the ratios
+(measured in the same run) stay fair.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from bench import e2e, stacks
+
+__all__ = ["available_targets", "run_e2e"]
+
+# Profiled with py-spy after the measured runs: (target key, profile name).
+_PROFILED = (("ours-discard", "small"), ("ours-discard", "large"), ("ours-maildir", "small"))
+
+
+def _ours_discard() -> tuple[e2e.Target | None, str]:
+    if importlib.util.find_spec("sansio_smtp") is None:
+        return None, "sansio_smtp is not importable"
+    import sansio_smtp
+
+    missing = [
+        name
+        for name in ("ServerConnection", "ServerConfig", "Greeting", "Accept", "NEED_DATA")
+        if not hasattr(sansio_smtp, name)
+    ]
+    if missing:
+        return None, "the engine does not export " + ", ".join(missing) + " yet"
+    return e2e.TRIO_SINK, ""
+
+
+def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
+    """The targets that can run on this checkout, and why any others cannot."""
+    found = [e2e.AIOSMTPD_DISCARD, e2e.AIOSMTPD_MAILDIR, e2e.SMTP_SINK_TARGET]
+    skipped: dict[str, str] = {}
+    ours, why = _ours_discard()
+    if ours is None:
+        skipped["ours-discard"] = why
+    else:
+        found.insert(0, ours)
+    return found, skipped
+
+
+def run_e2e(*, factor: float, reps: int, only: set[str], py_spy: Path | None) -> dict[str, object]:
+    """Run every profile against every available target; plain data for the report."""
+    found, skipped = available_targets()
+    if only:
+        found = [t for t in found if t.key in only]
+    profiles = [p.scaled(factor) if factor != 1.0 else p for p in e2e.PROFILES]
+    outcomes = []
+    for profile in profiles:
+        for target in found:
+            outcomes.append(e2e.run_target(target, profile, reps).to_json())
+    idle: dict[str, float | None] = {}
+    for target in found:
+        if target.mode == "discard":
+            idle[target.key] = e2e.idle_connection_cost(target)
+    spied: dict[str, str] = {}
+    if py_spy is not None:
+        by_key = {t.key: t for t in found}
+        by_name = {p.name: p for p in profiles}
+        out_dir = e2e.WORK_DIR / "profiles"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for key, name in _PROFILED:
+            if key not in by_key:
+                continue
+            raw = out_dir / f"{key}-{name}.txt"
+            error = e2e.profile_server(by_key[key], by_name[name], py_spy, raw)
+            spied[f"{key} {name}"] = error or stacks.summarise(raw)
+    return {
+        "profiles": [
+            {"name": p.name, "command": p.describe(), "messages": p.messages, "length": p.length}
+            for p in profiles
+        ],
+        "targets": [
+            {"key": t.key, "title": t.title, "mode": t.mode, "note": t.note} for t in found
+        ],
+        "skipped": skipped,
+        "outcomes": outcomes,
+        "idle_kib_per_connection": idle,
+        "py_spy": spied,
+    }
