@@ -420,3 +420,36 @@ TRIO_SINK = Target(
     _trio_sink,
     note="bench/trio_sink.py: bench-only server driving the engine on Trio like sansio-smtpd",
 )
+
+
+def smtpd_config(port: int, work: Path) -> None:
+    # A bench-only sansio-smtpd configuration (issue 3's format): one local mailbox on a
+    # real disk, so delivery pays for its fsyncs; limits raised for 20 parallel sessions.
+    (work / "smtpd.toml").write_text(
+        "[server]\n"
+        'hostname = "mx.bench.test"\n'
+        f'listen = ["127.0.0.1:{port}"]\n'
+        "max_connections = 1000\n"
+        "max_message_size = 10485760\n"
+        'spool_dir = "spool"\n'
+        "\n[local]\n"
+        'domains = ["example.test"]\n'
+        'maildir_root = "mail"\n'
+        "\n[local.mailboxes]\n"
+        'alice = ["alice"]\n'
+    )
+
+
+def _smtpd(port: int, work: Path) -> list[str]:
+    script = Path(sys.executable).parent / "sansio-smtpd"
+    return [str(script), "--config", str(work / "smtpd.toml")]
+
+
+OURS_MAILDIR = Target(
+    "ours-maildir",
+    "sansio-smtpd (src/trio_server) delivering to Maildir: tmp/, fsync, new/, fsync dir",
+    "maildir",
+    _smtpd,
+    maildir=lambda work: work / "mail" / "alice",
+    prepare=smtpd_config,
+)

@@ -8,6 +8,8 @@ noise from other work on the machine falls on neighbouring servers alike and the
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 from bench import e2e, stacks
@@ -33,6 +35,25 @@ def _ours_discard() -> tuple[e2e.Target | None, str]:
     return e2e.TRIO_SINK, ""
 
 
+def _ours_maildir() -> tuple[e2e.Target | None, str]:
+    script = Path(sys.executable).parent / "sansio-smtpd"
+    if not script.exists():
+        return None, f"{script} is not installed"
+    work = e2e.WORK_DIR / "check"
+    work.mkdir(parents=True, exist_ok=True)
+    e2e.smtpd_config(e2e.free_port(), work)
+    done = subprocess.run(
+        [*e2e.OURS_MAILDIR.command(0, work), "--check"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
+        return None, "sansio-smtpd --check failed: " + (tail[-1] if tail else "")
+    return e2e.OURS_MAILDIR, ""
+
+
 def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
     """The targets that can run on this checkout, and why any others cannot."""
     found = [e2e.AIOSMTPD_DISCARD, e2e.AIOSMTPD_MAILDIR, e2e.SMTP_SINK_TARGET]
@@ -42,6 +63,11 @@ def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
         skipped["ours-discard"] = why
     else:
         found.insert(0, ours)
+    maildir, why = _ours_maildir()
+    if maildir is None:
+        skipped["ours-maildir"] = why
+    else:
+        found.insert(1 if ours is not None else 0, maildir)
     return found, skipped
 
 
