@@ -97,8 +97,9 @@ class MailParams:
             ``(keyword as given, value or None)`` in order.
 
     Raises:
-        ValueError: When built with a negative or over-long size, or an extra parameter
-            that is not an esmtp-param.
+        ValueError: When built with a negative or over-long size, an AUTH that is not a
+            mailbox or ``<>``, an empty ENVID, or an extra parameter that is not an
+            esmtp-param.
     """
 
     size: int | None = None
@@ -112,8 +113,14 @@ class MailParams:
     def __post_init__(self) -> None:
         if self.size is not None and not 0 <= self.size < 10**20:
             raise ValueError("SIZE must be 0 .. 10**20 - 1 (RFC 1870: 1*20DIGIT)")
-        if self.auth == "" or self.envid == "":
-            raise ValueError("AUTH and ENVID values cannot be empty (esmtp-value = 1*...)")
+        if (
+            self.auth is not None
+            and self.auth != "<>"
+            and not _abnf.MAILBOX_UTF8.fullmatch(self.auth)
+        ):
+            raise ValueError("AUTH must be a mailbox or <> (RFC 4954 §5)")
+        if self.envid == "":
+            raise ValueError("ENVID cannot be empty (esmtp-value = 1*...)")
         _check_extra(self.extra)
 
 

@@ -322,7 +322,9 @@ def test_utf8_addr_xtext_round_trip(text: str) -> None:
 
 
 _printable = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
-_mailboxes = st.from_regex(r"[a-z0-9.=+_-]{0,10}[a-z]@[a-z]{1,8}\.[a-z]{2,4}", fullmatch=True)
+_mailboxes = st.from_regex(
+    r"[a-z0-9=+_-]{1,8}(\.[a-z0-9]{1,5})?@[a-z]{1,8}\.[a-z]{2,4}", fullmatch=True
+)
 _mail_params = st.builds(
     MailParams,
     size=st.none() | st.integers(min_value=0, max_value=10**20 - 1),
@@ -400,6 +402,7 @@ def test_format_examples() -> None:
         lambda: MailParams(size=10**20),
         lambda: MailParams(envid=""),
         lambda: MailParams(auth=""),
+        lambda: MailParams(auth="bob"),
         lambda: MailParams(extra=(("BAD KEY", None),)),
         lambda: MailParams(extra=(("X", "a\r\nRSET"),)),
         lambda: RcptParams(notify=frozenset()),
