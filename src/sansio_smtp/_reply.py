@@ -100,7 +100,9 @@ class Reply:
         for i, line in enumerate(self.lines):
             sep = " " if i == last else "-"
             text = f"{prefix} {line}" if prefix and line else (prefix or line)
-            out.append(f"{self.code}{sep}{text}".rstrip(" ") + "\r\n")
+            line_out = f"{self.code}{sep}{text}"
+            # RFC 4954 §4: a 334 challenge is "334" SP [base64], even when empty.
+            out.append((line_out if self.code == 334 else line_out.rstrip(" ")) + "\r\n")
         return "".join(out).encode("utf-8")
 
 
