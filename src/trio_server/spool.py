@@ -69,6 +69,8 @@ class Recipient:
         status: the last RFC 3463 status seen, e.g. "4.4.1".
         diagnostic: the last reply from the next hop, or our own explanation.
         remote_mta: the next hop that gave ``diagnostic``.
+        report_due: the DSN action ("failed", "delayed", "relayed", "delivered") owed
+            for this recipient and not yet handed over, or None.
     """
 
     address: str
@@ -82,6 +84,7 @@ class Recipient:
     status: str | None = None
     diagnostic: str | None = None
     remote_mta: str | None = None
+    report_due: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,6 +168,7 @@ def _recipient_from_json(item: object) -> Recipient:
         status=_optional_str(item.get("status"), "status"),
         diagnostic=_optional_str(item.get("diagnostic"), "diagnostic"),
         remote_mta=_optional_str(item.get("remote_mta"), "remote_mta"),
+        report_due=_optional_str(item.get("report_due"), "report_due"),
     )
 
 

@@ -1,0 +1,351 @@
+"""Tests for trio_server.outbound: the delivery loop's retries, ages and reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+from collections.abc import Sequence
+from email.message import Message
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from trio_server.outbound import DeliveryAgent, HopReply, TransmitResult
+from trio_server.routes import QueueSettings
+from trio_server.spool import Envelope, Recipient, Spool
+
+EPOCH = 1_800_000_000.0
+MESSAGE = b"From: alice@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
+HOP = "127.0.0.1:2526"
+SETTINGS = QueueSettings(retry_schedule=(60, 300), max_age=3600, delay_notice_after=600)
+
+
+def wall_clock() -> float:
+    """Wall-clock seconds that follow Trio's (mock) clock."""
+    return EPOCH + trio.current_time()
+
+
+class FakeHop:
+    """A next hop that answers from a script: one entry per transaction."""
+
+    def __init__(self, *script: dict[str, HopReply] | OSError, dsn: bool = False) -> None:
+        self.script = list(script)
+        self.dsn = dsn
+        self.calls: list[tuple[float, str, list[str]]] = []
+
+    async def __call__(
+        self, hop: str, envelope: Envelope, recipients: Sequence[Recipient], message: bytes
+    ) -> TransmitResult:
+        self.calls.append((trio.current_time(), hop, [r.address for r in recipients]))
+        assert message == MESSAGE
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, OSError):
+            raise step
+        return TransmitResult(remote_mta="next.example.test", dsn=self.dsn, replies=step)
+
+
+class Reports:
+    """A report sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Message]] = []
+
+    async def __call__(self, address: str, report: bytes) -> None:
+        self.sent.append((address, email.message_from_bytes(report, policy=email.policy.default)))
+
+    def blocks(self, index: int) -> list[Message]:
+        """The delivery-status blocks of the index-th report."""
+        parts = self.sent[index][1].get_payload()
+        assert isinstance(parts, list)
+        status = parts[1]
+        assert isinstance(status, Message)
+        blocks = status.get_payload()
+        assert isinstance(blocks, list)
+        return [b for b in blocks if isinstance(b, Message)]
+
+
+OK = HopReply(code=250, status="2.0.0", text="queued")
+LATER = HopReply(code=451, status="4.3.0", text="try later")
+NO_USER = HopReply(code=550, status="5.1.1", text="no such user")
+
+
+def _recipient(address: str, **changes: object) -> Recipient:
+    return dataclasses.replace(Recipient(address=address, next_hop=HOP), **changes)  # type: ignore[arg-type]
+
+
+def _queue(
+    tmp_path: Path, *recipients: Recipient, sender: str = "alice@example.test"
+) -> tuple[Spool, Envelope]:
+    spool = Spool.open(tmp_path, clock=wall_clock)
+    envelope = Envelope(
+        id="",
+        sender=sender,
+        arrival=EPOCH,
+        envid="ENV-1",
+        recipients=recipients or (_recipient("bob@branch.example.test"),),
+    )
+    return spool, spool.enqueue(envelope, MESSAGE)
+
+
+def _agent(spool: Spool, hop: FakeHop, reports: Reports) -> DeliveryAgent:
+    return DeliveryAgent(
+        spool,
+        settings=SETTINGS,
+        transmit=hop,
+        report=reports,
+        hostname="mx.example.test",
+        wall_clock=wall_clock,
+        threaded_io=False,
+    )
+
+
+async def _drain(agent: DeliveryAgent, *, limit: int = 50) -> None:
+    """Run passes, sleeping until each next due time, until the queue is empty."""
+    for _ in range(limit):
+        next_due = await agent.run_due()
+        if next_due is None:
+            return
+        await trio.sleep_until(next_due - EPOCH)
+    raise AssertionError("queue did not drain")
+
+
+async def test_delivered_first_time(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """A 250 from the hop empties the queue without a report (NOTIFY absent)."""
+    spool, _ = _queue(tmp_path)
+    hop, reports = FakeHop({"bob@branch.example.test": OK}), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert len(hop.calls) == 1
+    assert reports.sent == []
+    assert list(spool.scan()) == []
+
+
+async def test_down_then_up_retries_on_schedule(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Connection failures and 4xx are retried after 60 s, then 300 s repeating."""
+    spool, _ = _queue(tmp_path)
+    hop = FakeHop(
+        OSError("refused"),
+        {"bob@branch.example.test": LATER},
+        OSError("refused"),
+        {"bob@branch.example.test": OK},
+    )
+    reports = Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert [round(t) for t, _, _ in hop.calls] == [0, 60, 360, 660]
+    assert reports.sent == []
+    assert list(spool.scan()) == []
+
+
+async def test_permanent_failure_reports_once_for_all(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """5xx recipients fail at once; one report covers them all, sent to the sender."""
+    spool, _ = _queue(
+        tmp_path,
+        _recipient("a@branch.example.test", orcpt=("rfc822", "A@Branch.example.test")),
+        _recipient("b@branch.example.test"),
+        _recipient("c@branch.example.test"),
+    )
+    replies = {"a@branch.example.test": NO_USER, "b@branch.example.test": NO_USER}
+    replies["c@branch.example.test"] = OK
+    hop, reports = FakeHop(replies), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert [address for address, _ in reports.sent] == ["alice@example.test"]
+    per_message, *blocks = reports.blocks(0)
+    assert per_message["Original-Envelope-Id"] == "ENV-1"
+    assert [b["Final-Recipient"] for b in blocks] == [
+        "rfc822;a@branch.example.test",
+        "rfc822;b@branch.example.test",
+    ]
+    assert blocks[0]["Original-Recipient"] == "rfc822;A@Branch.example.test"
+    assert blocks[0]["Action"] == "failed"
+    assert blocks[0]["Status"] == "5.1.1"
+    assert blocks[0]["Remote-MTA"] == "dns; next.example.test"
+    assert blocks[0]["Diagnostic-Code"] == "smtp; 550 5.1.1 no such user"
+    assert list(spool.scan()) == []
+
+
+@pytest.mark.parametrize(
+    ("notify", "sender"),
+    [(("NEVER",), "alice@example.test"), (("SUCCESS",), "alice@example.test"), (None, "")],
+)
+async def test_failure_without_report(
+    tmp_path: Path, notify: tuple[str, ...] | None, sender: str
+) -> None:
+    """NOTIFY=NEVER, NOTIFY without FAILURE, and a <> sender all mean no report."""
+    spool, _ = _queue(tmp_path, _recipient("b@branch.example.test", notify=notify), sender=sender)
+    hop, reports = FakeHop({"b@branch.example.test": NO_USER}), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert reports.sent == []
+    assert list(spool.scan()) == []
+
+
+async def test_max_age_fails_with_report(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Still failing at max_age, the message fails (5.4.7) with the last reply as diagnostic."""
+    spool, _ = _queue(tmp_path)
+    hop, reports = FakeHop({"bob@branch.example.test": LATER}), Reports()
+    await _drain(_agent(spool, hop, reports))
+    times = [round(t) for t, _, _ in hop.calls]
+    assert times[0] == 0
+    assert times[-1] == 3600
+    (block,) = reports.blocks(0)[1:]
+    assert block["Action"] == "failed"
+    assert block["Status"] == "5.4.7"
+    assert "451 4.3.0 try later" in block["Diagnostic-Code"]
+
+
+async def test_delay_notice_once_then_delivered(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """NOTIFY=DELAY gives one "delayed" report after delay_notice_after; success adds none."""
+    spool, _ = _queue(tmp_path, _recipient("bob@branch.example.test", notify=("DELAY", "FAILURE")))
+    script: list[dict[str, HopReply] | OSError] = [OSError("down")] * 5
+    hop, reports = FakeHop(*script, {"bob@branch.example.test": OK}), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert len(hop.calls) == 6
+    assert len(reports.sent) == 1
+    (block,) = reports.blocks(0)[1:]
+    assert block["Action"] == "delayed"
+    assert block["Status"] == "4.4.1"
+    assert "Will-Retry-Until" in block
+    assert list(spool.scan()) == []
+
+
+async def test_no_delay_notice_without_delay(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Without DELAY in NOTIFY, a long delay reports nothing."""
+    spool, _ = _queue(tmp_path)
+    script: list[dict[str, HopReply] | OSError] = [OSError("down")] * 5
+    hop, reports = FakeHop(*script, {"bob@branch.example.test": OK}), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert reports.sent == []
+
+
+@pytest.mark.parametrize(("dsn", "expected"), [(False, 1), (True, 0)])
+async def test_relayed_report_only_for_non_dsn_hop(
+    tmp_path: Path, dsn: bool, expected: int
+) -> None:
+    """NOTIFY=SUCCESS to a hop without DSN yields "relayed"; a DSN hop reports itself."""
+    spool, _ = _queue(tmp_path, _recipient("bob@branch.example.test", notify=("SUCCESS",)))
+    hop, reports = FakeHop({"bob@branch.example.test": OK}, dsn=dsn), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert len(reports.sent) == expected
+    if expected:
+        (block,) = reports.blocks(0)[1:]
+        assert block["Action"] == "relayed"
+        assert block["Status"] == "2.0.0"
+
+
+async def test_one_report_per_event(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """Relayed and failed recipients of one message get one report each, not one per recipient."""
+    spool, _ = _queue(
+        tmp_path,
+        _recipient("a@x.test", notify=("SUCCESS", "FAILURE")),
+        _recipient("b@x.test", notify=("SUCCESS", "FAILURE")),
+        _recipient("c@x.test", notify=("SUCCESS", "FAILURE")),
+    )
+    replies = {"a@x.test": OK, "b@x.test": OK, "c@x.test": NO_USER}
+    hop, reports = FakeHop(replies), Reports()
+    await _drain(_agent(spool, hop, reports))
+    actions = sorted(
+        (blocks[1]["Action"], len(blocks) - 1)
+        for blocks in (reports.blocks(i) for i in range(len(reports.sent)))
+    )
+    assert actions == [("failed", 1), ("relayed", 2)]
+
+
+async def test_recipients_grouped_by_hop(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Recipients for different hops go in separate transactions, each hop once."""
+    spool, _ = _queue(
+        tmp_path,
+        _recipient("a@x.test", next_hop="10.0.0.1:25"),
+        _recipient("b@y.test", next_hop="10.0.0.2:25"),
+        _recipient("c@x.test", next_hop="10.0.0.1:25"),
+    )
+    hop = FakeHop({"a@x.test": OK, "b@y.test": OK, "c@x.test": OK})
+    await _drain(_agent(spool, hop, Reports()))
+    assert sorted((h, tuple(a)) for _, h, a in hop.calls) == [
+        ("10.0.0.1:25", ("a@x.test", "c@x.test")),
+        ("10.0.0.2:25", ("b@y.test",)),
+    ]
+
+
+async def test_delivered_recipient_never_resent(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """After a restart, only recipients not yet recorded as delivered are sent."""
+    _queue(tmp_path, _recipient("done@x.test", state="delivered"), _recipient("todo@x.test"))
+    hop = FakeHop({"todo@x.test": OK})
+    await _drain(_agent(Spool.open(tmp_path, clock=wall_clock), hop, Reports()))
+    assert [a for _, _, a in hop.calls] == [["todo@x.test"]]
+
+
+async def test_owed_report_sent_after_restart(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A report marked owed before a crash is sent at the next start, without resending mail."""
+    spool, _ = _queue(
+        tmp_path,
+        _recipient("b@x.test", state="failed", report_due="failed", status="5.1.1"),
+    )
+    hop, reports = FakeHop({}), Reports()
+    await _drain(_agent(spool, hop, reports))
+    assert hop.calls == []
+    assert reports.blocks(0)[1]["Action"] == "failed"
+    assert list(spool.scan()) == []
+
+
+async def test_state_recorded_before_report_sink_runs(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """When the hop has accepted, the envelope says so before the report is handed over."""
+    spool, _ = _queue(tmp_path, _recipient("b@x.test", notify=("SUCCESS",)))
+    seen: list[str] = []
+
+    async def sink(address: str, report: bytes) -> None:
+        (envelope,) = spool.scan()
+        seen.append(envelope.recipients[0].state)
+
+    agent = DeliveryAgent(
+        spool,
+        settings=SETTINGS,
+        transmit=FakeHop({"b@x.test": OK}),
+        report=sink,
+        hostname="mx.example.test",
+        wall_clock=wall_clock,
+        threaded_io=False,
+    )
+    await _drain(agent)
+    assert seen == ["relayed"]
+
+
+async def test_run_loop_wakes_for_new_mail(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The background loop sleeps on an empty queue and delivers as soon as it is woken."""
+    spool = Spool.open(tmp_path, clock=wall_clock)
+    hop = FakeHop({"b@x.test": OK})
+    agent = _agent(spool, hop, Reports())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run)
+        await trio.sleep(1000)
+        spool.enqueue(
+            Envelope(
+                id="", sender="a@x.test", arrival=wall_clock(), recipients=(_recipient("b@x.test"),)
+            ),
+            MESSAGE,
+        )
+        agent.wake()
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert [round(t) for t, _, _ in hop.calls] == [1000]
+    assert list(spool.scan()) == []
