@@ -41,6 +41,11 @@ FUZZ_SECONDS ?= 600
 fuzz: $(STAMP)
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
+# The bounded run `make test` also does (tests/test_fuzz_smoke.py), on its own.
+FUZZ_SMOKE_SECONDS ?= 30
+fuzz-smoke: $(STAMP)
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SMOKE_SECONDS)
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
