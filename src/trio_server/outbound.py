@@ -32,25 +32,41 @@ takes a ``wall_clock`` and sleeps with Trio, so tests drive it with ``MockClock`
 from __future__ import annotations
 
 import dataclasses
+import email.utils
+import ipaddress
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 import trio
 
+from sansio_smtp import Mailbox, MailParams, RcptParams, escape_text
+
+from . import minger_client
+from .delivery import Envelope as LocalEnvelope
+from .delivery import MaildirDelivery, TraceInfo, header_safe
+from .delivery import Spool as ContentSpool
 from .dsn import Action, MessageReport, RecipientReport, build_report, notify_wants
-from .routes import QueueSettings
+from .routes import ForwardRoute, QueueSettings, RouteTable
+from .routing import Refusal, Route, RoutedRecipient
 from .spool import Envelope, Recipient, Spool
+from .verify import MingerLookup, MingerVerifier
 
 __all__ = [
     "DeliveryAgent",
+    "ForwardingRouter",
     "HopReply",
+    "MessageSource",
+    "ReportRouter",
     "ReportSink",
     "TransmitResult",
     "Transmitter",
+    "minger_lookup",
 ]
 
 T = TypeVar("T")
@@ -376,3 +392,279 @@ class DeliveryAgent:
         )
         message_id = f"<{self._spool.new_id()}.dsn@{self._hostname}>"
         return build_report(report, message, date=_datetime(now), message_id=message_id)
+
+
+# --- the server's side: routing, RCPT verification, queueing, reports -----------------
+
+
+def _received_line(trace: TraceInfo, queue_id: str, recipients: Sequence[str]) -> bytes:
+    """Our trace header for forwarded mail (RFC 5321 §4.4), the same shape as local copies."""
+    helo = header_safe(trace.helo) if trace.helo else "unknown"
+    try:
+        literal = ipaddress.ip_address(trace.peer_ip)
+        shown = f"[IPv6:{literal}]" if literal.version == 6 else f"[{literal}]"
+    except ValueError:
+        shown = f"[{header_safe(trace.peer_ip)}]"
+    lines = [f"Received: from {helo} ({shown})"]
+    if trace.tls:
+        lines.append(f"\t(using {header_safe(trace.tls)})")
+    stamp = email.utils.format_datetime(datetime.now(UTC))
+    by = f"\tby {trace.hostname} (sansio-smtpd) with {trace.protocol} id {queue_id}"
+    # "for" only with a single recipient, so a copy never lists the others.
+    if len(recipients) == 1:
+        lines += [by, f"\tfor <{header_safe(recipients[0])}>; {stamp}"]
+    else:
+        lines += [by + ";", f"\t{stamp}"]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+class MessageSource(Protocol):
+    """Received content that can copy itself to a file descriptor (the connection's spool)."""
+
+    def copy_to(self, fd: int) -> None:
+        """Write the whole content to ``fd`` (blocking)."""
+        ...
+
+
+def minger_lookup(route: ForwardRoute) -> MingerLookup:
+    """The Minger lookup for a route: its server and secret; a timeout is "no answer"."""
+    assert route.minger_server is not None
+    server = (route.minger_server.host, route.minger_server.port)
+
+    async def lookup(address: str) -> int | None:
+        try:
+            return int(await minger_client.verify(address, server, route.minger_secret))
+        except minger_client.MingerClientError:
+            return None
+
+    return lookup
+
+
+def _plain_address(mailbox: Mailbox) -> str:
+    """local@domain with the decoded local part, for route patterns and Minger."""
+    return f"{mailbox.local_part}@{mailbox.domain}" if mailbox.domain else mailbox.local_part
+
+
+class ForwardingRouter:
+    """The :class:`~trio_server.routing.Router` for ``[[forward]]`` and ``[relay]``.
+
+    Args:
+        routes: the route table from the config.
+        spool: the durable queue.
+        hostname: our name, for trace headers and reports.
+        lookup_factory: builds the Minger lookup for a ``verify = "minger"`` route
+            (tests pass fakes); default :func:`minger_lookup`.
+        clock: monotonic seconds for the verification cache (``trio.current_time``).
+        wall_clock: seconds since the epoch, for arrival times.
+    """
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        spool: Spool,
+        *,
+        hostname: str,
+        lookup_factory: Callable[[ForwardRoute], MingerLookup] | None = None,
+        clock: Callable[[], float] = trio.current_time,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.routes = routes
+        self.spool = spool
+        self.hostname = hostname
+        self.agent: DeliveryAgent | None = None
+        self._wall_clock = wall_clock
+        factory = lookup_factory or minger_lookup
+        self._verifiers = {
+            id(route): MingerVerifier(
+                factory(route), cache_seconds=route.minger_cache_seconds, clock=clock
+            )
+            for route in routes.forwards
+            if route.verify == "minger"
+        }
+
+    def route(self, recipient: Mailbox, *, trusted: bool) -> Route | None:
+        """The next hop for a non-local recipient, or None (550 5.7.1)."""
+        hop = self.routes.next_hop(_plain_address(recipient), may_relay=trusted)
+        return None if hop is None else Route(next_hop=str(hop))
+
+    async def verify(self, recipient: Mailbox) -> Refusal | None:
+        """Ask Minger about a recipient on a ``verify = "minger"`` route.
+
+        Returns:
+            None to accept, or the refusal to send (550 5.1.1, 550 5.2.1, 451 4.4.3).
+        """
+        address = _plain_address(recipient)
+        route = self.routes.forward_for(address)
+        verifier = None if route is None else self._verifiers.get(id(route))
+        if verifier is None:
+            return None
+        verdict = await verifier.verify(address)
+        log.info(
+            "minger verify to=<%s> status=%s%s",
+            escape_text(address, limit=320),
+            verdict.minger_status,
+            " (cached)" if verdict.cached else "",
+        )
+        if verdict.accepted:
+            return None
+        return Refusal(
+            code=verdict.code,
+            status=verdict.status,
+            text=verdict.text,
+            unknown_local=verdict.minger_status in (3, 4),
+        )
+
+    async def enqueue(
+        self,
+        spool: MessageSource,
+        sender: str,
+        recipients: Sequence[RoutedRecipient],
+        trace: TraceInfo,
+        *,
+        queue_id: str | None = None,
+        mail_params: MailParams | None = None,
+        rcpt_params: Sequence[RcptParams | None] | None = None,
+    ) -> None:
+        """Queue the message for its routed recipients, durably, before 250.
+
+        Args:
+            spool: the received content (the connection's in-flight spool).
+            sender: the reverse-path, "" for ``<>``.
+            recipients: the routed recipients, in RCPT order.
+            trace: facts for our ``Received:`` header.
+            queue_id: the transaction's queue id, reused when free (one id in the logs).
+            mail_params: MAIL FROM parameters (ENVID, RET, BODY, SMTPUTF8).
+            rcpt_params: each recipient's RCPT parameters (NOTIFY, ORCPT), same order.
+
+        Raises:
+            OSError: the queue could not be written; the client gets 451.
+        """
+        params = list(rcpt_params or [None] * len(recipients))
+        now = self._wall_clock()
+        queued = tuple(
+            Recipient(
+                address=routed.address,
+                next_hop=routed.route.next_hop,
+                notify=None
+                if p is None or p.notify is None
+                else tuple(sorted(str(n) for n in p.notify)),
+                orcpt=None
+                if p is None or p.orcpt is None
+                else (p.orcpt.addr_type, p.orcpt.address),
+                next_attempt=now,
+            )
+            for routed, p in zip(recipients, params, strict=True)
+        )
+        envelope = Envelope(
+            id="",
+            sender=sender,
+            arrival=now,
+            recipients=queued,
+            envid=None if mail_params is None else mail_params.envid,
+            ret=None if mail_params is None or mail_params.ret is None else str(mail_params.ret),
+            body=None if mail_params is None or mail_params.body is None else str(mail_params.body),
+            smtputf8=False if mail_params is None else mail_params.smtputf8,
+            received_from=trace.helo,
+        )
+
+        def write() -> Envelope:
+            writer = self.spool.begin(queue_id)
+            try:
+                header = _received_line(trace, writer.id, [r.address for r in queued])
+                writer.write(header)
+                spool.copy_to(writer.fileno())
+                return writer.commit(envelope)
+            except BaseException:
+                writer.abort()
+                raise
+
+        stored = await trio.to_thread.run_sync(write)
+        log.info(
+            "queue %s: queued from=<%s> nrcpt=%d size=%d",
+            stored.id,
+            escape_text(sender, limit=320),
+            len(queued),
+            stored.size,
+        )
+        if self.agent is not None:
+            self.agent.wake()
+
+
+class ReportRouter:
+    """Sends a report where its recipient (the original sender) routes.
+
+    A sender at one of our domains gets it in their Maildir; any other address goes
+    through the queue to its forward route or the smarthost (a report is our own mail,
+    so the smarthost may carry it). With nowhere to go it is logged and dropped.
+
+    Args:
+        routes: the route table.
+        spool: the durable queue (reports are queued from ``<>``).
+        local: says whether an address is ours and which mailbox gets it:
+            ``(local_part, domain) -> (is_local_domain, mailbox or None)``.
+        delivery: local Maildir delivery.
+        content_dir: where the connection spool keeps temporary content.
+        hostname: our name.
+        wall_clock: seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        spool: Spool,
+        *,
+        local: Callable[[str, str], tuple[bool, str | None]],
+        delivery: MaildirDelivery,
+        content_dir: Path,
+        hostname: str,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._routes = routes
+        self._spool = spool
+        self._local = local
+        self._delivery = delivery
+        self._content_dir = content_dir
+        self._hostname = hostname
+        self._wall_clock = wall_clock
+        self.agent: DeliveryAgent | None = None
+
+    async def __call__(self, address: str, report: bytes) -> None:
+        """Deliver or queue one report to ``address``, durably."""
+        local_part, _, domain = address.rpartition("@")
+        is_local, mailbox = self._local(local_part, domain)
+        if is_local:
+            if mailbox is None:
+                log.warning("report to <%s> dropped: no such local mailbox", header_safe(address))
+                return
+            await self._deliver_locally(mailbox, address, report)
+            return
+        hop = self._routes.next_hop(address, may_relay=True)
+        if hop is None:
+            log.warning("report to <%s> dropped: no route", header_safe(address))
+            return
+        envelope = Envelope(
+            id="",
+            sender="",
+            arrival=self._wall_clock(),
+            recipients=(
+                Recipient(address=address, next_hop=str(hop), next_attempt=self._wall_clock()),
+            ),
+        )
+        stored = await trio.to_thread.run_sync(self._spool.enqueue, envelope, report)
+        log.info("queue %s: report queued to <%s>", stored.id, header_safe(address))
+        if self.agent is not None:
+            self.agent.wake()
+
+    async def _deliver_locally(self, mailbox: str, address: str, report: bytes) -> None:
+        content = ContentSpool(self._content_dir)
+        try:
+            await content.write(report)
+            envelope = LocalEnvelope(queue_id=self._spool.new_id(), sender="")
+            envelope.add(mailbox, address)
+            trace = TraceInfo(
+                hostname=self._hostname, peer_ip="127.0.0.1", helo=self._hostname, protocol="local"
+            )
+            await self._delivery.deliver(content, envelope, trace, add_date=False)
+        finally:
+            await content.aclose()
+        log.info("report delivered to <%s> mailbox=%s", header_safe(address), mailbox)

@@ -232,15 +232,24 @@ class SpoolWriter:
         self._spool = spool
         self.id = queue_id
         self._path = spool.root / "tmp" / f"{queue_id}.eml"
-        self._file: BinaryIO | None = open(self._path, "xb")  # noqa: SIM115 - closed in commit/abort
+        # Unbuffered, so bytes written through fileno() and write() keep their order.
+        self._file: BinaryIO | None = open(self._path, "xb", buffering=0)  # noqa: SIM115
         self.size = 0
 
     def write(self, data: bytes) -> None:
         """Append message bytes (CRLF line endings, already unstuffed)."""
         if self._file is None:
             raise SpoolError("message already committed or aborted")
-        self._file.write(data)
-        self.size += len(data)
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0 :]
+
+    def fileno(self) -> int:
+        """The file descriptor, for copying content straight in (``os.write``)."""
+        if self._file is None:
+            raise SpoolError("message already committed or aborted")
+        return self._file.fileno()
 
     def commit(self, envelope: Envelope) -> Envelope:
         """Make the message durable; only after this returns may the server answer 250.
@@ -258,8 +267,8 @@ class SpoolWriter:
             raise SpoolError("message already committed or aborted")
         handle, self._file = self._file, None
         try:
-            handle.flush()
             os.fsync(handle.fileno())
+            self.size = os.fstat(handle.fileno()).st_size
         finally:
             handle.close()
         stored = dataclasses.replace(envelope, id=self.id, size=self.size)
@@ -312,10 +321,12 @@ class Spool:
         """A fresh queue id: the time in hex, then 48 random bits (never from the peer)."""
         return f"{int(self._clock()):X}{secrets.token_hex(6).upper()}"
 
-    def begin(self) -> SpoolWriter:
-        """Start writing a new message."""
-        for _ in range(8):  # collisions need the same second and 48 equal random bits
-            queue_id = self.new_id()
+    def begin(self, preferred_id: str | None = None) -> SpoolWriter:
+        """Start writing a new message, under ``preferred_id`` when that is a free queue id."""
+        candidates = [preferred_id] if preferred_id and _is_queue_id(preferred_id) else []
+        # Random ids: collisions need the same second and 48 equal random bits.
+        candidates += [self.new_id() for _ in range(8)]
+        for queue_id in candidates:
             if not (self.root / "queue" / f"{queue_id}.json").exists():
                 try:
                     return SpoolWriter(self, queue_id)
