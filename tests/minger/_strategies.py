@@ -10,7 +10,11 @@ QTEXT = "abc XYZ019!#$%&'()*+,-./:;<=>?@[]^_`{|}~"
 
 atoms = st.text(alphabet=ATEXT, min_size=1, max_size=8)
 dot_strings = st.lists(atoms, min_size=1, max_size=4).map(".".join)
-quoted_strings = st.text(alphabet=QTEXT.replace(" ", ""), max_size=10).map(lambda s: f'"{s}"')
+quoted_content = st.lists(
+    st.sampled_from(list(QTEXT.replace(" ", ""))) | st.sampled_from(['\\"', "\\\\", "\\a"]),
+    max_size=10,
+).map("".join)
+quoted_strings = quoted_content.map(lambda s: f'"{s}"')
 local_parts = st.one_of(dot_strings, quoted_strings).filter(
     lambda s: len(s) <= minger.MAX_LOCAL_PART
 )

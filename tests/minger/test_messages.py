@@ -137,6 +137,26 @@ def test_response_refuses_other_trailing_data(tail: bytes) -> None:
         minger.decode_response(b"arvel@example.com 5" + tail)
 
 
+def test_every_truncation_decodes_or_raises() -> None:
+    """Each prefix of a tagged query decodes to what it says, or raises MingerError."""
+    data = b"bob@example.com d=th1zAk2f/HgxK6No3RIkuw== foo=bar x_1=Y"
+    accepted = []
+    for end in range(len(data) + 1):
+        try:
+            query = minger.decode_query(data[:end])
+        except MingerError:
+            continue
+        assert minger.encode_query(query) == data[:end].rstrip(b" ")
+        accepted.append(end)
+    # "bob@e" is the shortest valid mailbox (RFC 5321 allows a dotless domain); a cut
+    # digest is never accepted, whatever its length.
+    assert accepted[0] == len(b"bob@e")
+    digest_start = len(b"bob@example.com d")
+    digest_end = len(b"bob@example.com d=th1zAk2f/HgxK6No3RIkuw==")
+    assert not set(range(digest_start, digest_end)) & set(accepted)
+    assert digest_end in accepted
+
+
 def test_runs_of_spaces_between_query_fields() -> None:
     """Runs of SP separate query fields, as mingerd's strtok allows (notes §2)."""
     query = minger.decode_query(b"bob@example.com   d=th1zAk2f/HgxK6No3RIkuw==  x=1")
