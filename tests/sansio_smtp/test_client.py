@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,11 +29,25 @@ from sansio_smtp._client import (
     Rset,
     Starttls,
 )
+from sansio_smtp._config import ServerConfig
 from sansio_smtp._errors import LocalProtocolError, RemoteProtocolError
-from sansio_smtp._events import ConnectionClosed
+from sansio_smtp._events import (
+    Accept,
+    ConnectionClosed,
+    Decision,
+    Event,
+    Greeting,
+    Hello,
+    MailFrom,
+    MessageData,
+    MessageEnd,
+    RcptTo,
+    Reject,
+    StartTLS,
+)
 from sansio_smtp._params import Body, MailParams, Notify, OriginalRecipient, RcptParams, Ret
 from sansio_smtp._reply import Reply
-from sansio_smtp._server import NEED_DATA, PAUSED
+from sansio_smtp._server import NEED_DATA, PAUSED, ServerConnection
 
 ALICE = Mailbox(local_part="alice", domain="a.example")
 BOB = Mailbox(local_part="bob", domain="b.example")
@@ -536,3 +552,237 @@ def test_reply_events_identical_when_fed_byte_by_byte() -> None:
     whole = run([script])
     assert run([script[i : i + 1] for i in range(len(script))]) == whole
     assert len(whole) == 3
+
+
+# ---------------------------------------------------------------------------
+# Pairwise: the client role talking to the server engine, whole and byte by byte.
+
+
+_NEEDS_DECISION = (Hello, MailFrom, RcptTo, MessageEnd)
+
+
+class Pair:
+    """A ClientConnection wired to a ServerConnection whose application decides by rule."""
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        bytewise: bool = False,
+        decide: Callable[[Event], Decision] | None = None,
+    ) -> None:
+        self.server = ServerConnection(config or ServerConfig(hostname="mx.example"))
+        self.client = ClientConnection()
+        self.bytewise = bytewise
+        self.decide = decide or (lambda event: Accept())
+        self.server_events: list[Event] = []
+        self.messages: list[bytes] = []
+        self._content = bytearray()
+        self.server.send(Greeting())
+        self.greeting = self._to_client()
+
+    def _chunks(self, data: bytes) -> list[bytes]:
+        if self.bytewise:
+            return [data[i : i + 1] for i in range(len(data))]
+        return [data] if data else []
+
+    def _run_server(self) -> None:
+        for _ in range(10_000):
+            event = self.server.next_event()
+            if event is NEED_DATA or event is PAUSED:
+                return
+            assert isinstance(event, Event)
+            self.server_events.append(event)
+            if isinstance(event, MessageData):
+                self._content += event.data
+            if isinstance(event, MessageEnd):
+                self.messages.append(bytes(self._content))
+                self._content.clear()
+            if isinstance(event, _NEEDS_DECISION):
+                self.server.send(self.decide(event))
+            if isinstance(event, (StartTLS, ConnectionClosed)):
+                return
+        raise AssertionError("server did not settle")
+
+    def _to_client(self) -> list[object]:
+        got: list[object] = []
+        for chunk in self._chunks(self.server.data_to_send()):
+            self.client.receive_data(chunk)
+            got += events(self.client)
+        return got
+
+    def send(self, *commands: Command) -> list[object]:
+        """Send commands in one write; return the client events their replies make."""
+        wire = b"".join(self.client.send(command) for command in commands)
+        for chunk in self._chunks(wire):
+            self.server.receive_data(chunk)
+            self._run_server()
+        return self._to_client()
+
+
+def _codes(got: list[object]) -> list[int]:
+    return [e.reply.code for e in got if isinstance(e, (ReplyReceived, EhloResult))]
+
+
+def _reject_eve(event: Event) -> Decision:
+    if isinstance(event, RcptTo) and event.recipient.local_part == "eve":
+        return Reject(code=550, status="5.1.1", text="No such user")
+    return Accept()
+
+
+def _conversation(bytewise: bool) -> tuple[Pair, list[object]]:
+    pair = Pair(bytewise=bytewise, decide=_reject_eve)
+    got = [*pair.greeting]
+    got += pair.send(Ehlo(domain="client.example"))
+    eve = Mailbox(local_part="eve", domain="b.example")
+    got += pair.send(
+        Mail(sender=ALICE, params=MailParams(size=40, body=Body.EIGHT_BIT_MIME)),
+        Rcpt(recipient=BOB),
+        Rcpt(recipient=eve),
+        Data(),
+    )
+    got += pair.send(
+        MessageChunk(data=b"Subject: hi\r\n\r\n.leading dot\n"),
+        MessageChunk(data=b"\r\n.\r"),
+        MessageChunk(data=b"\nlast line"),
+        EndOfMessage(),
+    )
+    got += pair.send(Quit())
+    return pair, got
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+def test_pair_full_transaction(bytewise: bool) -> None:
+    """Client and server engines complete a pipelined transaction; content arrives intact."""
+    pair, got = _conversation(bytewise)
+    assert isinstance(got[0], GreetingReceived)
+    assert isinstance(got[1], EhloResult)
+    assert got[1].extensions["PIPELINING"] == ()
+    assert _codes(got) == [250, 250, 250, 550, 354, 250, 221]
+    assert pair.messages == [b"Subject: hi\r\n\r\n.leading dot\r\n\r\n.\r\nlast line\r\n"]
+    mail = next(e for e in pair.server_events if isinstance(e, MailFrom))
+    assert mail.sender == ALICE
+    assert mail.params == MailParams(size=40, body=Body.EIGHT_BIT_MIME)
+    assert isinstance(pair.server_events[-1], ConnectionClosed)
+
+
+def test_pair_whole_and_bytewise_agree() -> None:
+    """Byte-by-byte delivery in both directions yields the same events on both sides."""
+    whole, whole_events = _conversation(False)
+    bytewise, bytewise_events = _conversation(True)
+    assert whole_events == bytewise_events
+    assert [e for e in whole.server_events if not isinstance(e, MessageData)] == [
+        e for e in bytewise.server_events if not isinstance(e, MessageData)
+    ]
+    assert whole.messages == bytewise.messages
+
+
+@pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
+def test_pair_bdat(bytewise: bool) -> None:
+    """BDAT chunks (binary, with bare LF and dots) arrive byte-exact."""
+    pair = Pair(bytewise=bytewise)
+    pair.send(Ehlo(domain="client.example"))
+    got = pair.send(
+        Mail(sender=ALICE, params=MailParams(body=Body.BINARY_MIME)),
+        Rcpt(recipient=BOB),
+        Bdat(data=b"\x00\xff.\n\r.\r\n"),
+        Bdat(data=b"tail", last=True),
+    )
+    assert _codes(got) == [250, 250, 250, 250]
+    assert pair.messages == [b"\x00\xff.\n\r.\r\ntail"]
+
+
+def test_pair_starttls_switch() -> None:
+    """STARTTLS pauses both engines; after the handshake EHLO starts over, no STARTTLS."""
+    pair = Pair(ServerConfig(hostname="mx.example", starttls=True))
+    pair.send(Ehlo(domain="client.example"))
+    assert pair.client.offers("STARTTLS")
+    got = pair.send(Starttls())
+    assert _codes(got) == [220]
+    assert isinstance(pair.server_events[-1], StartTLS)
+    assert pair.client.next_event() is PAUSED
+    pair.server.tls_established()
+    pair.client.start_tls_completed()
+    got = pair.send(Ehlo(domain="client.example"))
+    assert isinstance(got[0], EhloResult)
+    assert not pair.client.offers("STARTTLS")
+    assert pair.server.tls_active
+    assert pair.client.tls_active
+
+
+def test_pair_server_refusals_reach_the_client() -> None:
+    """Server-side refusals (SIZE too big, sequence) come back as ReplyReceived."""
+    pair = Pair(ServerConfig(hostname="mx.example", max_message_size=100))
+    pair.send(Ehlo(domain="client.example"))
+    assert pair.client.max_message_size == 100
+    got = pair.send(Mail(sender=ALICE, params=MailParams(size=101)), Rcpt(recipient=BOB))
+    assert [(e.reply.code, e.reply.status) for e in got if isinstance(e, ReplyReceived)] == [
+        (552, "5.3.4"),
+        (503, "5.5.1"),
+    ]
+
+
+def test_pair_smtputf8() -> None:
+    """An SMTPUTF8 transaction carries UTF-8 addresses end to end."""
+    pair = Pair()
+    pair.send(Ehlo(domain="client.example"))
+    jorg = Mailbox(local_part="jörg", domain="bücher.example")
+    got = pair.send(
+        Mail(sender=jorg, params=MailParams(smtputf8=True)),
+        Rcpt(recipient=Mailbox(local_part="用户", domain="例子.example")),
+    )
+    assert _codes(got) == [250, 250]
+    rcpt = next(e for e in pair.server_events if isinstance(e, RcptTo))
+    assert rcpt.recipient == Mailbox(local_part="用户", domain="例子.example")
+
+
+_mailboxes = st.builds(
+    Mailbox,
+    local_part=st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=20
+    ),
+    domain=st.from_regex(r"[a-z]{1,10}\.example", fullmatch=True),
+)
+_rcpt_params = st.builds(
+    RcptParams,
+    notify=st.none()
+    | st.just(frozenset({Notify.NEVER}))
+    | st.frozensets(st.sampled_from([Notify.SUCCESS, Notify.FAILURE, Notify.DELAY]), min_size=1),
+    orcpt=st.none()
+    | st.builds(
+        OriginalRecipient,
+        addr_type=st.sampled_from(["rfc822", "utf-8"]),
+        address=st.text(
+            alphabet=st.characters(codec="utf-8", blacklist_categories=["Cc"]),
+            min_size=1,
+            max_size=20,
+        ),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sender=_mailboxes,
+    recipient=_mailboxes,
+    params=_rcpt_params,
+    envid=st.none()
+    | st.text(
+        alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=30
+    ),
+)
+def test_pair_envelope_round_trip(
+    sender: Mailbox, recipient: Mailbox, params: RcptParams, envid: str | None
+) -> None:
+    """Whatever envelope the client sends, the server engine sees exactly the same values."""
+    pair = Pair()
+    pair.send(Ehlo(domain="client.example"))
+    mail_params = MailParams(envid=envid, ret=Ret.HDRS)
+    got = pair.send(
+        Mail(sender=sender, params=mail_params), Rcpt(recipient=recipient, params=params)
+    )
+    assert _codes(got) == [250, 250]
+    mail = next(e for e in pair.server_events if isinstance(e, MailFrom))
+    rcpt = next(e for e in pair.server_events if isinstance(e, RcptTo))
+    assert (mail.sender, mail.params) == (sender, mail_params)
+    assert (rcpt.recipient, rcpt.params) == (recipient, params)
