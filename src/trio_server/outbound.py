@@ -36,6 +36,7 @@ import email.utils
 import ipaddress
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_CRLF = re.compile(rb"\r?\n")
 log = logging.getLogger("trio_server.outbound")
 
 
@@ -391,13 +393,18 @@ class DeliveryAgent:
             smtputf8=envelope.smtputf8,
         )
         message_id = f"<{self._spool.new_id()}.dsn@{self._hostname}>"
+        if envelope.body != "BINARYMIME":
+            # The spool may hold LF line ends; a report quotes the message in CRLF.
+            message = _CRLF.sub(b"\r\n", message)
         return build_report(report, message, date=_datetime(now), message_id=message_id)
 
 
 # --- the server's side: routing, RCPT verification, queueing, reports -----------------
 
 
-def _received_line(trace: TraceInfo, queue_id: str, recipients: Sequence[str]) -> bytes:
+def _received_line(
+    trace: TraceInfo, queue_id: str, recipients: Sequence[str], newline: str = "\r\n"
+) -> bytes:
     """Our trace header for forwarded mail (RFC 5321 §4.4), the same shape as local copies."""
     helo = header_safe(trace.helo) if trace.helo else "unknown"
     try:
@@ -415,7 +422,7 @@ def _received_line(trace: TraceInfo, queue_id: str, recipients: Sequence[str]) -
         lines += [by, f"\tfor <{header_safe(recipients[0])}>; {stamp}"]
     else:
         lines += [by + ";", f"\t{stamp}"]
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    return (newline.join(lines) + newline).encode("utf-8")
 
 
 class MessageSource(Protocol):
@@ -426,16 +433,24 @@ class MessageSource(Protocol):
         ...
 
 
-def minger_lookup(route: ForwardRoute) -> MingerLookup:
+def minger_lookup(
+    route: ForwardRoute,
+    *,
+    timeout: float = minger_client.DEFAULT_TIMEOUT,
+    retries: int = minger_client.DEFAULT_RETRIES,
+) -> MingerLookup:
     """The Minger lookup for a route: its server and secret; a timeout is "no answer"."""
     assert route.minger_server is not None
     server = (route.minger_server.host, route.minger_server.port)
 
     async def lookup(address: str) -> int | None:
         try:
-            return int(await minger_client.verify(address, server, route.minger_secret))
+            status = await minger_client.verify(
+                address, server, route.minger_secret, timeout=timeout, retries=retries
+            )
         except minger_client.MingerClientError:
             return None
+        return int(status)
 
     return lookup
 
@@ -570,7 +585,10 @@ class ForwardingRouter:
         def write() -> Envelope:
             writer = self.spool.begin(queue_id)
             try:
-                header = _received_line(trace, writer.id, [r.address for r in queued])
+                # Our line ends like the stored content (the connection spool may keep
+                # LF, as Maildir does; the client role turns it into CRLF on the wire).
+                newline = getattr(spool, "newline", b"\r\n").decode("ascii")
+                header = _received_line(trace, writer.id, [r.address for r in queued], newline)
                 writer.write(header)
                 spool.copy_to(writer.fileno())
                 return writer.commit(envelope)

@@ -13,9 +13,20 @@ import pytest
 import trio
 import trio.testing
 
-from trio_server.outbound import DeliveryAgent, HopReply, TransmitResult
-from trio_server.routes import QueueSettings
+from sansio_smtp import Body, Mailbox, MailParams, Notify, OriginalRecipient, RcptParams, Ret
+from trio_server.delivery import MaildirDelivery, TraceInfo
+from trio_server.delivery import Spool as ContentSpool
+from trio_server.outbound import (
+    DeliveryAgent,
+    ForwardingRouter,
+    HopReply,
+    ReportRouter,
+    TransmitResult,
+)
+from trio_server.routes import ForwardRoute, HostPort, QueueSettings, RelaySettings, RouteTable
+from trio_server.routing import Route, RoutedRecipient
 from trio_server.spool import Envelope, Recipient, Spool
+from trio_server.verify import MingerLookup
 
 EPOCH = 1_800_000_000.0
 MESSAGE = b"From: alice@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -348,4 +359,182 @@ async def test_run_loop_wakes_for_new_mail(
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert [round(t) for t, _, _ in hop.calls] == [1000]
+    assert list(spool.scan()) == []
+
+
+# --- ForwardingRouter and ReportRouter ---------------------------------------------------
+
+TRACE = TraceInfo(
+    hostname="mx.example.test", peer_ip="192.0.2.7", helo="client.test", protocol="ESMTP"
+)
+BRANCH = HostPort(host="127.0.0.1", port=2526)
+ROUTES = RouteTable(
+    forwards=(
+        ForwardRoute(
+            addresses="*@branch.example.test",
+            server=BRANCH,
+            verify="minger",
+            minger_server=HostPort(host="127.0.0.1", port=4069),
+            minger_secret="s" * 20,
+        ),
+        ForwardRoute(addresses="*@plain.example.test", server=BRANCH),
+    ),
+    relay=RelaySettings(smarthost=HostPort(host="127.0.0.1", port=2527)),
+)
+
+
+def _router(tmp_path: Path, answers: dict[str, int | None] | None = None) -> ForwardingRouter:
+    table = answers or {}
+
+    def factory(route: ForwardRoute) -> MingerLookup:
+        async def lookup(address: str) -> int | None:
+            return table.get(address)
+
+        return lookup
+
+    return ForwardingRouter(
+        ROUTES,
+        Spool.open(tmp_path / "spool"),
+        hostname="mx.example.test",
+        lookup_factory=factory,
+        wall_clock=wall_clock,
+    )
+
+
+def test_router_routes() -> None:
+    """Forward routes for anyone, the smarthost only for trusted clients, else nothing."""
+    router = ForwardingRouter(ROUTES, Spool(Path("/nonexistent")), hostname="mx")
+    assert router.route(
+        Mailbox(local_part="bob", domain="Branch.Example.Test"), trusted=False
+    ) == Route(next_hop="127.0.0.1:2526")
+    assert router.route(Mailbox(local_part="x", domain="far.test"), trusted=True) == Route(
+        next_hop="127.0.0.1:2527"
+    )
+    assert router.route(Mailbox(local_part="x", domain="far.test"), trusted=False) is None
+
+
+async def test_router_verifies_only_minger_routes(tmp_path: Path) -> None:
+    """RCPT verification asks Minger for verify="minger" routes only, mapping its answers."""
+    router = _router(tmp_path, {"bob@branch.example.test": 5, "gone@branch.example.test": 3})
+    assert await router.verify(Mailbox(local_part="bob", domain="branch.example.test")) is None
+    refusal = await router.verify(Mailbox(local_part="gone", domain="branch.example.test"))
+    assert refusal is not None
+    assert (refusal.code, refusal.status, refusal.unknown_local) == (550, "5.1.1", True)
+    silent = await router.verify(Mailbox(local_part="who", domain="branch.example.test"))
+    assert silent is not None
+    assert (silent.code, silent.status, silent.unknown_local) == (451, "4.4.3", False)
+    assert await router.verify(Mailbox(local_part="any", domain="plain.example.test")) is None
+    assert await router.verify(Mailbox(local_part="any", domain="far.test")) is None
+
+
+async def test_router_enqueue_keeps_dsn_params(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """enqueue stores the content under our Received line, with ENVID/RET/NOTIFY/ORCPT."""
+    router = _router(tmp_path)
+    content = ContentSpool(tmp_path)
+    await content.write(MESSAGE)
+    recipients = [
+        RoutedRecipient(address="bob@branch.example.test", route=Route(next_hop="127.0.0.1:2526")),
+        RoutedRecipient(address="carol@far.test", route=Route(next_hop="127.0.0.1:2527")),
+    ]
+    await router.enqueue(
+        content,
+        "alice@example.test",
+        recipients,
+        TRACE,
+        queue_id="ABCDEF012345",
+        mail_params=MailParams(envid="E 1", ret=Ret.HDRS, body=Body.EIGHT_BIT_MIME),
+        rcpt_params=[
+            RcptParams(
+                notify=frozenset({Notify.SUCCESS, Notify.FAILURE}),
+                orcpt=OriginalRecipient(addr_type="rfc822", address="Bob@Branch.example.test"),
+            ),
+            None,
+        ],
+    )
+    await content.aclose()
+    (envelope,) = router.spool.scan()
+    assert envelope.id == "ABCDEF012345"
+    assert (envelope.sender, envelope.envid, envelope.ret, envelope.body) == (
+        "alice@example.test",
+        "E 1",
+        "HDRS",
+        "8BITMIME",
+    )
+    bob, carol = envelope.recipients
+    assert bob.notify == ("FAILURE", "SUCCESS")
+    assert bob.orcpt == ("rfc822", "Bob@Branch.example.test")
+    assert (carol.notify, carol.orcpt, carol.next_hop) == (None, None, "127.0.0.1:2527")
+    stored = router.spool.read_message(envelope.id).replace(b"\n", b"\r\n").replace(b"\r\r", b"\r")
+    assert stored.startswith(
+        b"Received: from client.test ([192.0.2.7])\r\n"
+        b"\tby mx.example.test (sansio-smtpd) with ESMTP id ABCDEF012345;\r\n"
+    )
+    assert stored.endswith(b"\r\n" + MESSAGE)
+    assert envelope.size == len(router.spool.read_message(envelope.id))
+
+
+def _local(local_part: str, domain: str) -> tuple[bool, str | None]:
+    if domain.lower() != "example.test":
+        return False, None
+    return True, {"alice": "alice"}.get(local_part.lower())
+
+
+def _report_router(tmp_path: Path) -> tuple[ReportRouter, Spool]:
+    spool = Spool.open(tmp_path / "spool")
+    delivery = MaildirDelivery(tmp_path / "mail", host="mx")
+    delivery.prepare(["alice"])
+    router = ReportRouter(
+        ROUTES,
+        spool,
+        local=_local,
+        delivery=delivery,
+        content_dir=tmp_path,
+        hostname="mx.example.test",
+        wall_clock=wall_clock,
+    )
+    return router, spool
+
+
+async def test_report_to_local_sender_lands_in_maildir(tmp_path: Path) -> None:
+    """A report for a local sender goes straight into their Maildir, from <>."""
+    router, spool = _report_router(tmp_path)
+    await router("Alice@example.test", b"Subject: report\r\n\r\nbody\r\n")
+    (copy,) = (tmp_path / "mail" / "alice" / "new").iterdir()
+    data = copy.read_bytes().replace(b"\r\n", b"\n")
+    assert data.startswith(b"Return-Path: <>\n")
+    assert data.endswith(b"Subject: report\n\nbody\n")
+    assert list(spool.scan()) == []
+
+
+async def test_report_to_remote_sender_is_queued_on_its_route(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A report for a sender behind a forward route is queued from <> to that route."""
+    router, spool = _report_router(tmp_path)
+    await router("bob@branch.example.test", b"Subject: report\r\n\r\nbody\r\n")
+    await router("someone@far.test", b"Subject: report\r\n\r\nbody\r\n")
+    hops = sorted(
+        (e.sender, e.recipients[0].address, e.recipients[0].next_hop) for e in spool.scan()
+    )
+    assert hops == [
+        ("", "bob@branch.example.test", "127.0.0.1:2526"),
+        ("", "someone@far.test", "127.0.0.1:2527"),
+    ]
+
+
+async def test_report_with_nowhere_to_go_is_dropped(tmp_path: Path) -> None:
+    """A report for an unknown local sender, or without any route, is logged and dropped."""
+    spool = Spool.open(tmp_path / "spool", clock=wall_clock)
+    router = ReportRouter(
+        RouteTable(),
+        spool,
+        local=_local,
+        delivery=MaildirDelivery(tmp_path / "mail", host="mx"),
+        content_dir=tmp_path,
+        hostname="mx.example.test",
+    )
+    await router("nobody@example.test", b"x\r\n")
+    await router("someone@far.test", b"x\r\n")
     assert list(spool.scan()) == []

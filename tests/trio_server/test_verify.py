@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import trio
+import trio.testing
 
+import minger
+from trio_server.minger_service import MingerSettings, serve_minger
+from trio_server.outbound import minger_lookup
+from trio_server.routes import ForwardRoute, HostPort
 from trio_server.verify import MingerVerifier, Verdict
 
 
@@ -118,3 +124,73 @@ async def test_reply_text_escapes_peer_address() -> None:
     verdict = await verifier.verify("a\r\nb@x.test")
     assert "\r" not in verdict.text
     assert "\n" not in verdict.text
+
+
+# --- against the project's Minger service on loopback ----------------------------------
+
+SECRET = "a-shared-secret-of-24ch"
+
+
+@pytest.fixture
+def slow_clock() -> trio.testing.MockClock:
+    """Time jumps only after 50 ms of real idleness, so loopback UDP answers arrive first."""
+    return trio.testing.MockClock(autojump_threshold=0.05)
+
+
+def _directory(mailbox: str) -> minger.Status:
+    return {
+        "active@branch.example.test": minger.Status.ACTIVE,
+        "gone@branch.example.test": minger.Status.NOT_FOUND,
+        "off@branch.example.test": minger.Status.DISABLED,
+    }.get(mailbox, minger.Status.NOT_FOUND)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("address", "secret", "code", "status"),
+    [
+        ("active@branch.example.test", SECRET, 250, "2.1.5"),
+        ("gone@branch.example.test", SECRET, 550, "5.1.1"),
+        ("off@branch.example.test", SECRET, 550, "5.2.1"),
+        ("active@branch.example.test", "the-wrong-secret-entirely", 451, "4.4.3"),
+    ],
+)
+async def test_against_minger_service(
+    slow_clock: trio.testing.MockClock, address: str, secret: str, code: int, status: str
+) -> None:
+    """5, 3 and 4 from a real Minger service map to 250, 550 5.1.1 and 550 5.2.1; 2 to 451."""
+    settings = MingerSettings(listen=("127.0.0.1", 0), secret=SECRET)
+    async with trio.open_nursery() as nursery:
+        host, port = await nursery.start(serve_minger, settings, _directory)
+        route = ForwardRoute(
+            addresses="*@branch.example.test",
+            server=HostPort(host="127.0.0.1", port=25),
+            verify="minger",
+            minger_server=HostPort(host=host, port=port),
+            minger_secret=secret,
+        )
+        verifier = MingerVerifier(minger_lookup(route), cache_seconds=60, clock=trio.current_time)
+        verdict = await verifier.verify(address)
+        nursery.cancel_scope.cancel()
+    assert (verdict.code, verdict.status) == (code, status)
+
+
+@pytest.mark.slow
+async def test_silent_minger_is_try_later(slow_clock: trio.testing.MockClock) -> None:
+    """A Minger server that never answers gives 451 4.4.3 after the timeout, not a hang."""
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as silent:
+        await silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        route = ForwardRoute(
+            addresses="*@x.test",
+            server=HostPort(host="127.0.0.1", port=25),
+            verify="minger",
+            minger_server=HostPort(host="127.0.0.1", port=port),
+            minger_secret=SECRET,
+        )
+        verifier = MingerVerifier(minger_lookup(route), cache_seconds=60, clock=trio.current_time)
+        started = trio.current_time()
+        verdict = await verifier.verify("anyone@x.test")
+        elapsed = trio.current_time() - started
+    assert (verdict.code, verdict.status, verdict.minger_status) == (451, "4.4.3", None)
+    assert elapsed == pytest.approx(5.0, abs=0.5)
