@@ -91,8 +91,9 @@ _KNOWN_KEYS: Final = frozenset(
 class MingerConfigError(ValueError):
     """A ``[minger]`` value is wrong.
 
-    ``str(error)`` is one line, ``[minger] KEY: expected WHAT, got VALUE`` (prefixed with
-    the source file when one was given).
+    ``str(error)`` is one line: ``SOURCE: [minger] KEY: expected WHAT, got VALUE`` when a
+    source file was named, else ``KEY: expected WHAT, got VALUE`` (for a caller that
+    prefixes its own file and table, as ``trio_server.config`` does).
 
     Attributes:
         key: the key inside the ``[minger]`` table.
@@ -100,8 +101,8 @@ class MingerConfigError(ValueError):
     """
 
     def __init__(self, key: str, expected: str, *, source: str = "") -> None:
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}[minger] {key}: expected {expected}")
+        where = f"{source}: [minger] " if source else ""
+        super().__init__(f"{where}{key}: expected {expected}")
         self.key = key
         self.expected = expected
 

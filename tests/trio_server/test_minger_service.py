@@ -127,6 +127,13 @@ def test_parse_errors_name_the_key(table: dict[str, object], key: str) -> None:
     assert str(info.value).startswith(f"smtpd.toml: [minger] {key}: expected ")
 
 
+def test_parse_error_without_source_starts_with_the_key() -> None:
+    """Without a source the message starts with the key, for callers that add the file."""
+    with pytest.raises(MingerConfigError) as info:
+        parse_minger_table({"secret": SECRET, "listen": 4069})
+    assert str(info.value).startswith("listen: expected ")
+
+
 def test_parse_error_never_shows_the_secret() -> None:
     """A rejected secret is described by its length, never echoed."""
     with pytest.raises(MingerConfigError) as info:
@@ -408,3 +415,21 @@ async def test_service_reports_bound_ipv6_address() -> None:
         assert server[0] == "::1"
         assert await verify("alice@example.test", server, SECRET, timeout=2.0) is Status.ACTIVE
         nursery.cancel_scope.cancel()
+
+
+def test_server_config_loader_builds_minger_settings(tmp_path: Path) -> None:
+    """sansio-smtpd's config loader turns [minger] into MingerSettings via this module."""
+    from trio_server.config import load_config
+
+    (tmp_path / "minger.secret").write_text(SECRET + "\n", encoding="ascii")
+    path = tmp_path / "smtpd.toml"
+    path.write_text(
+        '[server]\nhostname = "mx.example.test"\n'
+        '[local]\ndomains = ["example.test"]\n'
+        '[minger]\nlisten = "127.0.0.1:0"\nsecret_file = "minger.secret"\n',
+        encoding="utf-8",
+    )
+    loaded = load_config(path).minger
+    assert isinstance(loaded, MingerSettings)
+    assert loaded.secret == SECRET
+    assert loaded.listen == ("127.0.0.1", 0)
