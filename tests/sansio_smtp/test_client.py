@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -786,3 +790,136 @@ def test_pair_envelope_round_trip(
     rcpt = next(e for e in pair.server_events if isinstance(e, RcptTo))
     assert (mail.sender, mail.params) == (sender, mail_params)
     assert (rcpt.recipient, rcpt.params) == (recipient, params)
+
+
+# ---------------------------------------------------------------------------
+# Against a real server: aiosmtpd on 127.0.0.1, driven by a tiny blocking socket loop.
+
+
+class _Recorder:
+    """aiosmtpd handler keeping each envelope it accepts."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 2.0.0 OK queued"
+
+
+@contextlib.contextmanager
+def _aiosmtpd(**kwargs: Any) -> Iterator[tuple[int, _Recorder]]:
+    from aiosmtpd.controller import Controller
+
+    # Controller needs a fixed port (it connects to it to check readiness): ask the
+    # kernel for a free one on loopback first.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    recorder = _Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    try:
+        yield port, recorder
+    finally:
+        controller.stop()
+
+
+class _Driver:
+    """Blocking socket glue for ClientConnection: write what send() gives, read replies."""
+
+    def __init__(self, port: int) -> None:
+        self.sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.client = ClientConnection()
+
+    def until(self, count: int) -> list[object]:
+        """Read until ``count`` events arrived (bounded by the socket timeout)."""
+        got: list[object] = []
+        for _ in range(10_000):
+            got += events(self.client)
+            if len(got) >= count or self.client.state is ClientState.STARTTLS:
+                return got
+            data = self.sock.recv(65536)
+            self.client.receive_data(data)
+            if not data:
+                got += events(self.client)
+                return got
+        raise AssertionError("no reply")
+
+    def send(self, *commands: Command) -> list[object]:
+        wire = b"".join(self.client.send(c) for c in commands)
+        self.sock.sendall(wire)
+        expected = sum(not isinstance(c, MessageChunk) for c in commands)
+        return self.until(expected) if expected else []
+
+
+@pytest.mark.slow
+def test_aiosmtpd_transaction() -> None:
+    """A full transaction to aiosmtpd over loopback delivers the message unchanged."""
+    content = b"Subject: test\r\n\r\n.dot first\r\nbare\nlf\r\n..two\r\n"
+    with _aiosmtpd(enable_SMTPUTF8=True) as (port, recorder):
+        driver = _Driver(port)
+        with driver.sock:
+            (greeting,) = driver.until(1)
+            assert isinstance(greeting, GreetingReceived)
+            assert greeting.reply.code == 220
+            (ehlo,) = driver.send(Ehlo(domain="client.example"))
+            assert isinstance(ehlo, EhloResult)
+            assert not driver.client.pipelining  # aiosmtpd does not offer it
+            assert driver.client.max_message_size == 33554432
+            assert _codes(
+                driver.send(Mail(sender=ALICE, params=MailParams(size=len(content))))
+            ) == [250]
+            assert _codes(driver.send(Rcpt(recipient=BOB))) == [250]
+            assert _codes(
+                driver.send(Rcpt(recipient=Mailbox(local_part="c d", domain="x.example")))
+            ) == [250]
+            assert _codes(driver.send(Data())) == [354]
+            driver.send(MessageChunk(data=content[:20]), MessageChunk(data=content[20:]))
+            done = driver.send(EndOfMessage())
+            assert done[0] == ReplyReceived(
+                command=EndOfMessage(), reply=Reply(code=250, status="2.0.0", lines=("OK queued",))
+            )
+            assert _codes(driver.send(Quit())) == [221]
+            driver.sock.shutdown(socket.SHUT_WR)
+            assert isinstance(driver.until(1)[-1], ConnectionClosed)
+    (envelope,) = recorder.envelopes
+    assert envelope.mail_from == "alice@a.example"
+    assert envelope.rcpt_tos == ["bob@b.example", '"c d"@x.example']
+    assert envelope.content == content.replace(b"bare\nlf", b"bare\r\nlf")
+
+
+@pytest.mark.slow
+def test_aiosmtpd_starttls() -> None:
+    """STARTTLS against aiosmtpd: pause, real TLS handshake, EHLO again, send mail."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    with _aiosmtpd(tls_context=server_ctx) as (port, recorder):
+        driver = _Driver(port)
+        driver.until(1)
+        driver.send(Ehlo(domain="client.example"))
+        assert driver.client.offers("STARTTLS")
+        (reply,) = driver.send(Starttls())
+        assert isinstance(reply, ReplyReceived)
+        assert reply.reply.code == 220
+        assert driver.client.next_event() is PAUSED
+        driver.sock = client_ctx.wrap_socket(driver.sock, server_hostname="localhost")
+        driver.client.start_tls_completed()
+        with driver.sock:
+            (ehlo,) = driver.send(Ehlo(domain="client.example"))
+            assert isinstance(ehlo, EhloResult)
+            assert not driver.client.offers("STARTTLS")
+            driver.send(Mail(sender=None))
+            driver.send(Rcpt(recipient=BOB))
+            driver.send(Data())
+            driver.send(MessageChunk(data=b"Subject: tls\r\n\r\nsecret"))
+            assert _codes(driver.send(EndOfMessage())) == [250]
+            assert _codes(driver.send(Quit())) == [221]
+    (envelope,) = recorder.envelopes
+    assert envelope.mail_from == "<>"
+    assert envelope.content == b"Subject: tls\r\n\r\nsecret\r\n"
