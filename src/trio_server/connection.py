@@ -32,6 +32,7 @@ import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import Literal
 
 import trio
 
@@ -40,6 +41,7 @@ from sansio_smtp import (
     PAUSED,
     Accept,
     AuthCredentials,
+    Body,
     CommandRejected,
     ConnectionClosed,
     Event,
@@ -114,6 +116,7 @@ class _Gone(Exception):
 @dataclass(slots=True)
 class _Transaction:
     envelope: Envelope
+    binary: bool  # BODY=BINARYMIME: store the bytes exactly
     routed: list[RoutedRecipient] = field(default_factory=list)
     spool: Spool | None = None
 
@@ -152,25 +155,26 @@ class SMTPConnection:
         if self.transaction is None and self._read_scope is not None:
             self._read_scope.cancel()
 
-    async def run(self, *, refuse: Reply | None = None) -> None:
+    async def run(self, *, refuse: Literal["busy", "stopping"] | None = None) -> None:
         """Serve the session until it ends; never raises except for cancellation.
 
         Args:
-            refuse: answer this reply at connect and close (e.g. 421 4.7.0 when the
-                server has too many connections).
+            refuse: instead of the greeting, answer 421 and close: "busy" (4.7.0, too
+                many connections) or "stopping" (4.3.2, the server is shutting down).
         """
         self.log.event("connect")
         try:
             if refuse is not None:
-                self.engine.send(Shutdown(reply=refuse))
-                self.log.event("reject", reply=_show(refuse))
+                reply = self._closing_reply(*(_TOO_MANY if refuse == "busy" else _SHUTDOWN))
+                self.engine.send(Shutdown(reply=reply))
+                self.log.event("reject", reply=_show(reply))
             else:
                 self.engine.send(Greeting())
             await self._serve()
         except _Timeout:
-            await self._final(_timeout_reply(self._settings.hostname), "timeout")
+            await self._final(self._closing_reply(*_TIMEOUT), "timeout")
         except _ShutdownNow:
-            await self._final(_shutdown_reply(self._settings.hostname), "shutdown")
+            await self._final(self._closing_reply(*_SHUTDOWN), "shutdown")
         except (_Gone, trio.BrokenResourceError, trio.ClosedResourceError):
             self.log.event("lost")
         except Exception as error:  # one bad session must not take the server down
@@ -277,7 +281,20 @@ class SMTPConnection:
         self.engine.send(Shutdown(reply=reply))
         await self._send_quietly(self.engine.data_to_send())
 
+    def _closing_reply(self, status: str, text: str) -> Reply:
+        """A 421 that shows its enhanced status whether or not EHLO came first.
+
+        The engine adds status codes only after EHLO (RFC 2034 §3); a session's last
+        words carry them anyway, in the free text of a plain reply, as Postfix does,
+        so an operator reading a client's log sees why it was cut off.
+        """
+        text = f"{self._settings.hostname} {text}"
+        if self.engine.esmtp and self.context.engine_config.enhanced_status_codes:
+            return Reply(code=421, status=status, lines=(text,))
+        return Reply(code=421, lines=(f"{status} {text}",))
+
     async def _emergency_reply(self) -> None:
+        # The engine may be in its ERROR state: write the reply ourselves.
         reply = Reply(code=421, status="4.3.0", lines=("Internal error, closing connection",))
         await self._send_quietly(reply.to_bytes(enhanced=True))
 
@@ -291,12 +308,14 @@ class SMTPConnection:
 
     def _mail(self, event: MailFrom) -> None:
         if self._shutdown_requested:
-            self.engine.send(Shutdown(reply=_shutdown_reply(self._settings.hostname)))
-            self.log.event("shutdown", reply="421 4.3.2")
+            reply = self._closing_reply(*_SHUTDOWN)
+            self.engine.send(Shutdown(reply=reply))
+            self.log.event("shutdown", reply=_show(reply))
             return
         sender = str(event.sender) if event.sender is not None else ""
         envelope = Envelope(queue_id=new_queue_id(), sender=sender)
-        self.transaction = _Transaction(envelope=envelope)
+        binary = event.params.body is Body.BINARY_MIME
+        self.transaction = _Transaction(envelope=envelope, binary=binary)
         self.engine.send(Accept())
         self.log.event("mail", queue_id=envelope.queue_id, sender=f"<{sender}>")
 
@@ -343,14 +362,17 @@ class SMTPConnection:
         if self.transaction is None:  # pragma: no cover - the engine sends data only in one
             return
         if self.transaction.spool is None:
-            self.transaction.spool = Spool(self._settings.spool_dir)
+            self.transaction.spool = self._new_spool(self.transaction)
         await self.transaction.spool.write(data)
+
+    def _new_spool(self, transaction: _Transaction) -> Spool:
+        return Spool(self._settings.spool_dir, binary=transaction.binary)
 
     async def _message_end(self) -> None:
         transaction = self.transaction
         assert transaction is not None, "message end outside a transaction"
         if transaction.spool is None:
-            transaction.spool = Spool(self._settings.spool_dir)
+            transaction.spool = self._new_spool(transaction)
         spool, envelope = transaction.spool, transaction.envelope
         add_date = (
             self.context.config.smtp.add_missing_date_header and self.trusted and not spool.has_date
@@ -450,13 +472,6 @@ def _show(reply: Reply) -> str:
     return f"{reply.code}{status} {' / '.join(reply.lines)}"
 
 
-def _timeout_reply(hostname: str) -> Reply:
-    return Reply(code=421, status="4.4.2", lines=(f"{hostname} Error: timeout exceeded",))
-
-
-def _shutdown_reply(hostname: str) -> Reply:
-    return Reply(
-        code=421,
-        status="4.3.2",
-        lines=(f"{hostname} Service shutting down, closing transmission channel",),
-    )
+_TIMEOUT = ("4.4.2", "Error: timeout exceeded")
+_SHUTDOWN = ("4.3.2", "Service shutting down, closing transmission channel")
+_TOO_MANY = ("4.7.0", "Error: too many connections")

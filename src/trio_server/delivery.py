@@ -14,8 +14,12 @@ milliseconds, and many sessions share the event loop.
 Every delivered copy gets trace headers prepended (RFC 5321 §4.4): ``Return-Path:``,
 then optionally one original-recipient line per envelope recipient delivered into *that*
 mailbox, then ``Received:`` with the RFC 3848 / RFC 6531 ``with`` keyword, then
-optionally ``Date:`` (RFC 5322 §3.6.1). Content is stored byte for byte as received
-(CRLF line ends), so BINARYMIME bodies are not altered.
+optionally ``Date:`` (RFC 5322 §3.6.1).
+
+Line ends: Maildir files conventionally use the Unix LF (Postfix, qmail and Dovecot
+write them so), so CRLF becomes LF on the way in. A BINARYMIME body (RFC 3030) is
+the exception: its bytes are not lines, so it is stored exactly as received and its
+trace headers end in CRLF to match.
 """
 
 from __future__ import annotations
@@ -115,12 +119,25 @@ class HeaderScanner:
 class Spool:
     """The content of one message while it arrives, in memory then in a temporary file."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, binary: bool = False) -> None:
+        """Start an empty spool.
+
+        Args:
+            directory: where the temporary file goes if the message outgrows memory.
+            binary: keep the bytes exactly (BINARYMIME) instead of turning CRLF into LF.
+        """
         self.directory = directory
+        self.binary = binary
         self.size = 0
         self.scanner = HeaderScanner()
         self._pending = bytearray()
         self._file: BinaryIO | None = None
+        self._held_cr = False  # a chunk ended in CR: its LF may start the next one
+
+    @property
+    def newline(self) -> bytes:
+        """The line end the stored copy uses, for the headers written before it."""
+        return b"\r\n" if self.binary else b"\n"
 
     @property
     def has_date(self) -> bool:
@@ -131,9 +148,17 @@ class Spool:
         """Append a chunk; spills to the spool file past :data:`SPOOL_MEMORY` bytes."""
         self.size += len(data)
         self.scanner.feed(data)
-        self._pending += data
+        self._pending += data if self.binary else self._to_lf(data)
         if len(self._pending) >= SPOOL_MEMORY:
             await trio.to_thread.run_sync(self._spill)
+
+    def _to_lf(self, data: bytes) -> bytes:
+        if self._held_cr:
+            data = b"\r" + data
+        self._held_cr = data.endswith(b"\r")
+        if self._held_cr:
+            data = data[:-1]
+        return data.replace(b"\r\n", b"\n")
 
     def _spill(self) -> None:
         if self._file is None:
@@ -151,6 +176,8 @@ class Spool:
                 _write_all(fd, chunk)
                 offset += len(chunk)
         _write_all(fd, self._pending)
+        if self._held_cr:  # a lone CR at the very end is content, keep it
+            _write_all(fd, b"\r")
 
     async def aclose(self) -> None:
         """Drop the content (the spool file disappears with it)."""
@@ -238,7 +265,13 @@ class MaildirDelivery:
                 (self.root / mailbox / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def headers(
-        self, envelope: Envelope, mailbox: str, trace: TraceInfo, *, add_date: bool
+        self,
+        envelope: Envelope,
+        mailbox: str,
+        trace: TraceInfo,
+        *,
+        add_date: bool,
+        newline: bytes = b"\n",
     ) -> bytes:
         """The trace (and optional) header lines prepended to the copy for ``mailbox``."""
         now = datetime.now(UTC)
@@ -249,7 +282,8 @@ class MaildirDelivery:
         lines += _received(envelope, addresses, trace, now)
         if add_date:
             lines.append(f"Date: {format_datetime(now)}")
-        return "".join(line + "\r\n" for line in lines).encode("utf-8")
+        end = newline.decode("ascii")
+        return "".join(line.replace("\r\n", end) + end for line in lines).encode("utf-8")
 
     async def deliver(
         self, spool: Spool, envelope: Envelope, trace: TraceInfo, *, add_date: bool
@@ -261,7 +295,10 @@ class MaildirDelivery:
                 stay there (a retry may duplicate them: better twice than lost).
         """
         copies = [
-            (mailbox, self.headers(envelope, mailbox, trace, add_date=add_date))
+            (
+                mailbox,
+                self.headers(envelope, mailbox, trace, add_date=add_date, newline=spool.newline),
+            )
             for mailbox in envelope.mailboxes
         ]
         return await trio.to_thread.run_sync(self._deliver_all, spool, copies)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import itertools
 import ssl
 from functools import partial
+from typing import Literal
 
 import trio
 
-from sansio_smtp import Reply, ServerConfig
+from sansio_smtp import ServerConfig
 
 from .config import Config
 from .connection import ConnectionContext, Peer, SMTPConnection
@@ -113,14 +114,11 @@ class SMTPServer:
     async def handle(self, stream: trio.abc.Stream, peer: Peer) -> None:
         """Serve one connection on ``stream`` until it ends (never raises but Cancelled)."""
         connection = SMTPConnection(self.context, stream, peer, next(self._ids))
-        refuse: Reply | None = None
-        hostname = self.config.server.hostname
+        refuse: Literal["busy", "stopping"] | None = None
         if self._closing:
-            refuse = Reply(code=421, status="4.3.2", lines=(f"{hostname} Service shutting down",))
+            refuse = "stopping"
         elif len(self.connections) >= self.config.server.max_connections:
-            refuse = Reply(
-                code=421, status="4.7.0", lines=(f"{hostname} Error: too many connections",)
-            )
+            refuse = "busy"
         self.connections.add(connection)
         try:
             await connection.run(refuse=refuse)

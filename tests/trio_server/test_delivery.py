@@ -113,12 +113,12 @@ async def test_delivers_into_new_with_trace_headers(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "mail" / "alice" / "tmp") == []
     assert "h\\057o\\072st" in copy.path.name
     text = copy.path.read_bytes().decode()
-    head, _, rest = text.partition("Subject: hi\r\n")
-    assert rest == "\r\nbody\r\n"
+    head, _, rest = text.partition("Subject: hi\n")
+    assert rest == "\nbody\n"
     assert head.startswith(
-        "Return-Path: <s@remote.test>\r\nReceived: from client.test ([192.0.2.7])\r\n"
+        "Return-Path: <s@remote.test>\nReceived: from client.test ([192.0.2.7])\n"
     )
-    assert "\tby mx.example.test (sansio-smtpd) with ESMTP id ABC123\r\n" in head
+    assert "\tby mx.example.test (sansio-smtpd) with ESMTP id ABC123\n" in head
     assert "\tfor <alice@example.test>; " in head
     assert "Date:" not in head
     assert "X-Original-To" not in head
@@ -133,8 +133,8 @@ async def test_date_added_when_asked(tmp_path: Path) -> None:
         await spool_of(tmp_path, b"\r\nx\r\n"), envelope, TRACE, add_date=True
     )
     text = copy.path.read_bytes().decode()
-    assert text.startswith("Return-Path: <>\r\n")
-    date_line = next(line for line in text.split("\r\n") if line.startswith("Date: "))
+    assert text.startswith("Return-Path: <>\n")
+    date_line = next(line for line in text.split("\n") if line.startswith("Date: "))
     assert date_line.endswith("+0000")
 
 
@@ -148,11 +148,10 @@ async def test_original_recipients_per_mailbox(tmp_path: Path) -> None:
     copies = await agent.deliver(await spool_of(tmp_path, b"\r\n"), envelope, TRACE, add_date=False)
     texts = {c.mailbox: c.path.read_bytes().decode() for c in copies}
     assert (
-        "X-Original-To: Alice@Example.TEST\r\nX-Original-To: a.smith@example.test\r\n"
-        in texts["alice"]
+        "X-Original-To: Alice@Example.TEST\nX-Original-To: a.smith@example.test\n" in texts["alice"]
     )
     assert "bob@" not in texts["alice"]
-    assert "X-Original-To: bob@example.test\r\n" in texts["bob"]
+    assert "X-Original-To: bob@example.test\n" in texts["bob"]
     assert "alice" not in texts["bob"].lower()
     # Two recipients in one copy: no "for" clause naming one of them.
     assert "\tfor <" not in texts["alice"]
@@ -170,7 +169,7 @@ async def test_received_variants(tmp_path: Path) -> None:
         protocol="ESMTPSA",
         tls="TLSv1.3 with cipher X",
     )
-    header = agent.headers(envelope, "bob", trace, add_date=False).decode()
+    header = agent.headers(envelope, "bob", trace, add_date=False, newline=b"\r\n").decode()
     assert (
         "Received: from evil??Bcc: x ([IPv6:::1])\r\n\t(using TLSv1.3 with cipher X)\r\n" in header
     )
@@ -188,9 +187,9 @@ async def test_large_message_spills_to_disk_and_arrives_whole(tmp_path: Path) ->
     envelope = Envelope(queue_id="Q", sender="s@x.test")
     envelope.add("alice", "alice@example.test")
     (copy,) = await agent.deliver(spool, envelope, TRACE, add_date=False)
-    body = copy.path.read_bytes().split(b"Subject: big\r\n\r\n", 1)[1]
-    assert body == b"".join(chunks)
-    assert spool.size == len(b"Subject: big\r\n\r\n") + len(body)
+    body = copy.path.read_bytes().split(b"Subject: big\n\n", 1)[1]
+    assert body == b"".join(chunks).replace(b"\r\n", b"\n")
+    assert spool.size == len(b"Subject: big\r\n\r\n") + len(b"".join(chunks))
     await spool.aclose()
     assert list(tmp_path.glob("spool.*")) == []  # the spool file is anonymous
 
@@ -251,3 +250,33 @@ async def test_blocking_work_runs_in_threads(
     spool = await spool_of(tmp_path, b"x" * (SPOOL_MEMORY + 1))
     await agent.deliver(spool, envelope, TRACE, add_date=False)
     assert calls == ["_spill", "_deliver_all"]
+
+
+@settings(max_examples=100)
+@given(st.lists(st.binary(max_size=40), max_size=12))
+async def test_crlf_to_lf_whatever_the_chunks(chunks: list[bytes]) -> None:
+    """CRLF becomes LF, other bytes (lone CR too) are kept, wherever the chunks split."""
+    spool = await spool_of(Path("/nonexistent"), *chunks)  # small: never spills to disk
+    read, write = os.pipe()
+    try:
+        spool.copy_to(write)
+        os.close(write)
+        stored = os.read(read, 1 << 16)
+    finally:
+        os.close(read)
+    assert stored == b"".join(chunks).replace(b"\r\n", b"\n")
+
+
+async def test_binarymime_is_stored_exactly(tmp_path: Path) -> None:
+    """A BINARYMIME spool keeps CRLF and every byte; its headers end in CRLF too."""
+    agent = maildir(tmp_path)
+    envelope = Envelope(queue_id="Q", sender="s@x.test")
+    envelope.add("bob", "bob@example.test")
+    spool = Spool(tmp_path, binary=True)
+    SPOOLS.append(spool)
+    payload = b"Content-Type: application/octet-stream\r\n\r\n\x00\r\n\r\xff\n"
+    await spool.write(payload)
+    (copy,) = await agent.deliver(spool, envelope, TRACE, add_date=False)
+    stored = copy.path.read_bytes()
+    assert stored.endswith(payload)
+    assert stored.startswith(b"Return-Path: <s@x.test>\r\nReceived: ")
