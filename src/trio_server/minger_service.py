@@ -74,6 +74,9 @@ DEFAULT_MAX_SOURCES: Final = 4096
 #: client side accepts shorter secrets for older peers.
 MIN_SERVER_SECRET: Final = 16
 
+#: Seconds the service waits after a failed receive before trying again.
+_RECEIVE_ERROR_PAUSE: Final = 0.1
+
 _KNOWN_KEYS: Final = frozenset(
     {
         "listen",
@@ -511,7 +514,8 @@ async def serve_minger(
                 data, peer = await sock.recvfrom(size)
             except OSError as error:  # e.g. an ICMP error surfaced by some platforms
                 logger.warning("minger receive failed: %s", error)
-                await trio.sleep(0)
+                # Pause so that an error that repeats cannot spin the loop or flood the log.
+                await trio.sleep(_RECEIVE_ERROR_PAUSE)
                 continue
             reply = service.handle(data, peer, trio.current_time())
             if reply is None:
