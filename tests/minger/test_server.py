@@ -1,5 +1,7 @@
 """Tests for minger._server: the server's decision order and datagram answers."""
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -225,3 +227,51 @@ def test_answer_echoes_mailbox(query: Query) -> None:
     result = answer(minger.encode_query(query))
     assert result.response is not None
     assert result.response.mailbox == query.mailbox
+
+
+def _expected(
+    *, allowed: bool, secret: str | None, anonymous: bool, digest: str, found: Status
+) -> Status:
+    """The decision order of docs/minger.md, written out independently."""
+    if not allowed:
+        return Status.ACCESS_DENIED
+    if digest == "none" and not anonymous:
+        return Status.BAD_CREDENTIALS
+    if digest == "wrong" and secret is not None:
+        return Status.BAD_CREDENTIALS
+    return found
+
+
+# A server with no secret that refuses anonymous queries is a configuration error
+# (test_no_secret_and_no_anonymous_is_a_local_error), so it is left out of the table.
+DECISION_CASES = [
+    (allowed, secret, anonymous, digest, found)
+    for allowed, secret, anonymous, digest, found in itertools.product(
+        [True, False],
+        [SECRET, None],
+        [True, False],
+        ["none", "right", "wrong"],
+        [Status.NOT_FOUND, Status.DISABLED, Status.ACTIVE],
+    )
+    if secret is not None or anonymous
+]
+
+
+@pytest.mark.parametrize(("allowed", "secret", "anonymous", "digest", "found"), DECISION_CASES)
+def test_decision_table(
+    allowed: bool, secret: str | None, anonymous: bool, digest: str, found: Status
+) -> None:
+    """Every combination of peer, secret, anonymous mode, digest and directory answer."""
+    mailbox = "user@example.test"
+    sign_with = {"none": None, "right": SECRET, "wrong": "not-the-secret-0"}[digest]
+    response = minger.decide(
+        minger.make_query(mailbox, secret=sign_with),
+        peer_allowed=allowed,
+        secret=secret,
+        allow_anonymous=anonymous,
+        lookup=lambda _: found,
+    )
+    expected = _expected(
+        allowed=allowed, secret=secret, anonymous=anonymous, digest=digest, found=found
+    )
+    assert response == Response(mailbox=mailbox, status=expected)
