@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 import minger
 from minger import Status
@@ -222,7 +225,37 @@ def test_handle_escapes_peer_text_in_logs(caplog: pytest.LogCaptureFixture) -> N
     message = record.getMessage()
     assert "status=0 INVALID_REQUEST" in message
     assert "\\x1b" in message
-    assert all(" " <= ch <= "~" for ch in message)
+    assert message.isprintable()
+
+
+class _Lines(logging.Handler):
+    """Collects formatted log messages."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@hypothesis_settings(max_examples=200)
+@given(st.binary(max_size=600))
+def test_handle_any_datagram(data: bytes) -> None:
+    """Any datagram: no exception, a reply at most 2 bytes longer, one printable log line."""
+    handler = _Lines()
+    log = logging.getLogger("trio_server.minger")
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        reply = MingerService(settings(), directory).handle(data, PEER, 0.0)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    assert reply is None or len(reply) <= len(data) + 2
+    [message] = handler.messages
+    assert message.isprintable()
 
 
 def test_handle_unechoable_datagram_sends_nothing(caplog: pytest.LogCaptureFixture) -> None:
