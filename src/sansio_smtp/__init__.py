@@ -8,6 +8,8 @@ from ._address import *  # noqa: F403
 from ._address import __all__ as _address_all
 from ._auth import *  # noqa: F403
 from ._auth import __all__ as _auth_all
+from ._client import *  # noqa: F403
+from ._client import __all__ as _client_all
 from ._config import *  # noqa: F403
 from ._config import __all__ as _config_all
 from ._data import *  # noqa: F403
@@ -22,6 +24,8 @@ from ._receivebuffer import *  # noqa: F403
 from ._receivebuffer import __all__ as _receivebuffer_all
 from ._reply import *  # noqa: F403
 from ._reply import __all__ as _reply_all
+from ._replyparser import *  # noqa: F403
+from ._replyparser import __all__ as _replyparser_all
 from ._server import *  # noqa: F403
 from ._server import __all__ as _server_all
 from ._state import *  # noqa: F403
@@ -31,6 +35,7 @@ __all__ = sorted(
     {
         *_address_all,
         *_auth_all,
+        *_client_all,
         *_config_all,
         *_data_all,
         *_errors_all,
@@ -38,6 +43,7 @@ __all__ = sorted(
         *_params_all,
         *_receivebuffer_all,
         *_reply_all,
+        *_replyparser_all,
         *_server_all,
         *_state_all,
     }

@@ -53,13 +53,18 @@ TOO_BIG_REPLY: Final = Reply(code=552, status="5.3.4", lines=("Message size exce
 
 _END: Final = b"\r\n.\r\n"
 _STUFFED: Final = b"\r\n.."
+_LINE_DOT: Final = b"\r\n."
 # Proper prefixes of _END and _STUFFED, longest first: the possible carry-overs.
 _PREFIXES: Final = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 
 
+_NOT_NEWLINE: Final = bytes(b for b in range(256) if b not in b"\r\n")
+
+
 def _has_bare(chunk: bytes) -> bool:
-    crlf = chunk.count(b"\r\n")
-    return chunk.count(b"\n") != crlf or chunk.count(b"\r") != crlf
+    # Clean exactly when every CR and every LF sits in a CRLF: then the CR and LF
+    # bytes (kept by translate) number twice the CRLF pairs. Two C-speed passes.
+    return len(chunk.translate(None, _NOT_NEWLINE)) != 2 * chunk.count(b"\r\n")
 
 
 def _normalize(chunk: bytes) -> bytes:
@@ -112,7 +117,23 @@ class DataReader:
         if self.done or not buf:
             return b""
         data = self._carry + buf.extract_all()
-        end = data.find(_END)
+        # One pass finds both the end marker and stuffed dots: every CRLF "." is
+        # followed by CRLF (the end), "." (stuffing) or ordinary content.
+        end = -1
+        stuffed = False
+        pos = data.find(_LINE_DOT)
+        while pos >= 0:
+            after = data[pos + 3 : pos + 5]
+            if after == b"\r\n":
+                end = pos
+                break
+            if after[:1] == b".":
+                stuffed = True
+                end = data.find(_END, pos)  # no need to visit every stuffed line
+                break
+            if len(after) < 2:
+                break  # a possible marker cut by the chunk end: kept as carry-over
+            pos = data.find(_LINE_DOT, pos + 3)
         if end >= 0:
             body = data[: end + 2]
             buf.push_front(data[end + 5 :])
@@ -135,7 +156,7 @@ class DataReader:
         if bare and self._bare_newlines == "reject":
             self.error = BARE_NEWLINE_REPLY
             return b""
-        out = body.replace(_STUFFED, b"\r\n.")
+        out = body.replace(_STUFFED, b"\r\n.") if stuffed else body
         if self._virtual:
             out = out[2:]
             self._virtual = False
