@@ -31,6 +31,7 @@ takes a ``wall_clock`` and sleeps with Trio, so tests drive it with ``MockClock`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import ipaddress
@@ -46,14 +47,44 @@ from typing import Protocol, TypeVar
 
 import trio
 
-from sansio_smtp import Mailbox, MailParams, RcptParams, escape_text
+from sansio_smtp import (
+    NEED_DATA,
+    Body,
+    Mailbox,
+    MailParams,
+    Notify,
+    OriginalRecipient,
+    ProtocolError,
+    RcptParams,
+    Reply,
+    Ret,
+    escape_text,
+    parse_path,
+)
+from sansio_smtp._client import (  # not yet re-exported by sansio_smtp
+    Bdat,
+    ClientConnection,
+    ClientEvent,
+    Command,
+    Data,
+    Ehlo,
+    EhloResult,
+    EndOfMessage,
+    GreetingReceived,
+    Helo,
+    Mail,
+    MessageChunk,
+    Quit,
+    Rcpt,
+    ReplyReceived,
+)
 
 from . import minger_client
 from .delivery import Envelope as LocalEnvelope
 from .delivery import MaildirDelivery, TraceInfo, header_safe
 from .delivery import Spool as ContentSpool
 from .dsn import Action, MessageReport, RecipientReport, build_report, notify_wants
-from .routes import ForwardRoute, QueueSettings, RouteTable
+from .routes import ForwardRoute, QueueSettings, RouteTable, parse_host_port
 from .routing import Refusal, Route, RoutedRecipient
 from .spool import Envelope, Recipient, Spool
 from .verify import MingerLookup, MingerVerifier
@@ -65,6 +96,7 @@ __all__ = [
     "MessageSource",
     "ReportRouter",
     "ReportSink",
+    "SmtpTransmitter",
     "TransmitResult",
     "Transmitter",
     "minger_lookup",
@@ -397,6 +429,242 @@ class DeliveryAgent:
             # The spool may hold LF line ends; a report quotes the message in CRLF.
             message = _CRLF.sub(b"\r\n", message)
         return build_report(report, message, date=_datetime(now), message_id=message_id)
+
+
+# --- the SMTP client side of a delivery attempt -------------------------------------
+
+_CHUNK = 64 * 1024
+
+
+class _Session:
+    """One SMTP client session over a Trio stream, driving a ClientConnection."""
+
+    def __init__(self, stream: trio.abc.Stream, *, read_size: int = 65536) -> None:
+        self.stream = stream
+        self.conn = ClientConnection()
+        self._read_size = read_size
+
+    async def send(self, *commands: Command) -> None:
+        """Encode commands and write them in one go (pipelined when several)."""
+        data = b"".join(self.conn.send(command) for command in commands)
+        if data:
+            await self.stream.send_all(data)
+
+    async def event(self) -> ClientEvent:
+        """The next reply event; OSError when the server closed the connection."""
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA:
+                self.conn.receive_data(bytes(await self.stream.receive_some(self._read_size)))
+                continue
+            if isinstance(event, ClientEvent):
+                return event
+            raise OSError(f"next hop closed the connection ({event})")
+
+    async def reply(self) -> Reply:
+        """The next reply."""
+        event = await self.event()
+        assert isinstance(event, GreetingReceived | EhloResult | ReplyReceived)
+        return event.reply
+
+
+def _hop_reply(reply: Reply) -> HopReply:
+    return HopReply(code=reply.code, status=reply.status, text=" ".join(reply.lines).strip())
+
+
+def _parse_address(address: str, *, sender: bool) -> Mailbox | None:
+    mailbox, _ = parse_path(f"<{address}>", allow_null=sender, allow_postmaster=True, utf8=True)
+    return mailbox
+
+
+class SmtpTransmitter:
+    """Holds one SMTP transaction with a next hop (a :data:`Transmitter`).
+
+    DSN parameters pass through when the hop offers DSN (RFC 3461 §4), with ORCPT
+    added when the client gave none (RFC 3461 §4.2: "rfc822;" and the address as
+    received). PIPELINING is used when offered (RFC 2920), BDAT for BINARYMIME
+    (RFC 3030). A message that needs SMTPUTF8, 8BITMIME or BINARYMIME fails for a hop
+    that lacks it (RFC 6531 §3.2, RFC 6152 §3), since we do not convert content.
+
+    Args:
+        hostname: our name for EHLO.
+        connect: opens the TCP stream (``trio.open_tcp_stream``; tests may wrap it).
+    """
+
+    def __init__(
+        self,
+        *,
+        hostname: str,
+        connect: Callable[[str, int], Awaitable[trio.abc.Stream]] | None = None,
+    ) -> None:
+        self._hostname = hostname
+        self._connect = connect or _open_tcp
+
+    async def __call__(
+        self, hop: str, envelope: Envelope, recipients: Sequence[Recipient], message: bytes
+    ) -> TransmitResult:
+        """Send ``message`` to ``hop`` for ``recipients``; see :data:`Transmitter`."""
+        target = parse_host_port(hop, key="next_hop")
+        stream = await self._connect(target.host, target.port)
+        try:
+            session = _Session(stream)
+            try:
+                return await self._transaction(session, target.host, envelope, recipients, message)
+            except ProtocolError as error:
+                raise OSError(f"protocol error with {hop}: {error}") from None
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _transaction(
+        self,
+        session: _Session,
+        remote: str,
+        envelope: Envelope,
+        recipients: Sequence[Recipient],
+        message: bytes,
+    ) -> TransmitResult:
+        def everyone(reply: HopReply, dsn: bool = False) -> TransmitResult:
+            return TransmitResult(
+                remote_mta=remote, dsn=dsn, replies={r.address: reply for r in recipients}
+            )
+
+        greeting = await session.reply()
+        if greeting.code != 220:
+            # A hop refusing sessions is a hop that is down for now (RFC 5321 §3.1).
+            return everyone(
+                HopReply(
+                    code=451, status="4.4.2", text=f"greeting: {_hop_reply(greeting).diagnostic}"
+                )
+            )
+        conn = session.conn
+        await session.send(Ehlo(domain=self._hostname))
+        ehlo = await session.reply()
+        if not 200 <= ehlo.code < 300:
+            await session.send(Helo(domain=self._hostname))
+            helo = await session.reply()
+            if not 200 <= helo.code < 300:
+                return everyone(_hop_reply(helo))
+        dsn = conn.offers("DSN")
+        body = Body(envelope.body) if envelope.body else None
+        missing = _missing_extension(conn, envelope.smtputf8, body)
+        if missing is not None:
+            # RFC 3463: 5.6.7 for addresses needing SMTPUTF8, 5.6.3 for content.
+            status = "5.6.7" if missing == "SMTPUTF8" else "5.6.3"
+            await self._quit(session)
+            return everyone(
+                HopReply(code=554, status=status, text=f"next hop does not offer {missing}"), dsn
+            )
+        mail = Mail(
+            sender=_parse_address(envelope.sender, sender=True),
+            params=MailParams(
+                size=len(message) if conn.offers("SIZE") else None,
+                body=body if conn.offers("8BITMIME") or body is Body.BINARY_MIME else None,
+                smtputf8=envelope.smtputf8,
+                ret=Ret(envelope.ret) if dsn and envelope.ret else None,
+                envid=envelope.envid if dsn else None,
+            ),
+        )
+        rcpts = [Rcpt(recipient=_rcpt_mailbox(r), params=_rcpt_params(r, dsn)) for r in recipients]
+        use_bdat = body is Body.BINARY_MIME
+        if conn.pipelining:
+            await session.send(mail, *rcpts, *(() if use_bdat else (Data(),)))
+            replies = [await session.reply() for _ in range(1 + len(rcpts))]
+        else:
+            await session.send(mail)
+            replies = [await session.reply()]
+            if 200 <= replies[0].code < 300:
+                for rcpt in rcpts:
+                    await session.send(rcpt)
+                    replies.append(await session.reply())
+        mail_reply, rcpt_replies = replies[0], replies[1:]
+        if not 200 <= mail_reply.code < 300:
+            if conn.pipelining and not use_bdat:
+                await session.reply()  # DATA's reply, a 503 after the failed MAIL
+            await self._quit(session)
+            return everyone(_hop_reply(mail_reply), dsn)
+        results = {
+            r.address: _hop_reply(reply)
+            for r, reply in zip(recipients, rcpt_replies, strict=True)
+            if not 200 <= reply.code < 300
+        }
+        accepted = [r for r in recipients if r.address not in results]
+        if use_bdat:
+            final = await self._bdat(session, message) if accepted else None
+        else:
+            if not conn.pipelining:
+                if not accepted:
+                    await self._quit(session)
+                    return TransmitResult(remote_mta=remote, dsn=dsn, replies=results)
+                await session.send(Data())
+            final = await self._data(session, message, send=bool(accepted))
+        if final is not None:
+            results.update({r.address: _hop_reply(final) for r in accepted})
+        await self._quit(session)
+        return TransmitResult(remote_mta=remote, dsn=dsn, replies=results)
+
+    @staticmethod
+    async def _data(session: _Session, message: bytes, *, send: bool) -> Reply | None:
+        start = await session.reply()
+        if start.code != 354:
+            return None if not send else start
+        # RFC 2920 §3.1: if every RCPT failed yet DATA got 354, end the (empty) content.
+        chunks = [message[i : i + _CHUNK] for i in range(0, len(message), _CHUNK)] if send else []
+        for chunk in chunks:
+            await session.send(MessageChunk(data=chunk))
+        await session.send(EndOfMessage())
+        final = await session.reply()
+        return final if send else None
+
+    @staticmethod
+    async def _bdat(session: _Session, message: bytes) -> Reply:
+        chunks = [message[i : i + _CHUNK] for i in range(0, len(message), _CHUNK)] or [b""]
+        for index, chunk in enumerate(chunks):
+            await session.send(Bdat(data=chunk, last=index == len(chunks) - 1))
+            reply = await session.reply()
+            if not 200 <= reply.code < 300:
+                return reply
+        return reply
+
+    @staticmethod
+    async def _quit(session: _Session) -> None:
+        # The results are known; a hop that drops the connection at QUIT changes nothing.
+        with contextlib.suppress(OSError, ProtocolError, trio.BrokenResourceError):
+            await session.send(Quit())
+            await session.reply()
+
+
+def _missing_extension(conn: ClientConnection, smtputf8: bool, body: Body | None) -> str | None:
+    """The extension this message needs and the hop lacks, if any (we never convert)."""
+    if smtputf8 and not conn.offers("SMTPUTF8"):
+        return "SMTPUTF8"
+    if body is Body.BINARY_MIME and not (conn.offers("BINARYMIME") and conn.offers("CHUNKING")):
+        return "BINARYMIME"
+    if body is Body.EIGHT_BIT_MIME and not conn.offers("8BITMIME"):
+        return "8BITMIME"
+    return None
+
+
+async def _open_tcp(host: str, port: int) -> trio.abc.Stream:
+    return await trio.open_tcp_stream(host, port)
+
+
+def _rcpt_mailbox(recipient: Recipient) -> Mailbox:
+    mailbox = _parse_address(recipient.address, sender=False)
+    assert mailbox is not None
+    return mailbox
+
+
+def _rcpt_params(recipient: Recipient, dsn: bool) -> RcptParams:
+    """NOTIFY and ORCPT for the next hop; ORCPT added when absent (RFC 3461 §4.2)."""
+    if not dsn:
+        return RcptParams()
+    notify = None if recipient.notify is None else frozenset(Notify(n) for n in recipient.notify)
+    addr_type, address = recipient.orcpt or (
+        ("rfc822", recipient.address)
+        if recipient.address.isascii()
+        else ("utf-8", recipient.address)
+    )
+    return RcptParams(notify=notify, orcpt=OriginalRecipient(addr_type=addr_type, address=address))
 
 
 # --- the server's side: routing, RCPT verification, queueing, reports -----------------

@@ -13,7 +13,16 @@ import pytest
 import trio
 import trio.testing
 
-from sansio_smtp import Body, Mailbox, MailParams, Notify, OriginalRecipient, RcptParams, Ret
+from sansio_smtp import (
+    Body,
+    Mailbox,
+    MailParams,
+    Notify,
+    OriginalRecipient,
+    RcptParams,
+    Reject,
+    Ret,
+)
 from trio_server.delivery import MaildirDelivery, TraceInfo
 from trio_server.delivery import Spool as ContentSpool
 from trio_server.outbound import (
@@ -21,12 +30,15 @@ from trio_server.outbound import (
     ForwardingRouter,
     HopReply,
     ReportRouter,
+    SmtpTransmitter,
     TransmitResult,
 )
 from trio_server.routes import ForwardRoute, HostPort, QueueSettings, RelaySettings, RouteTable
 from trio_server.routing import Route, RoutedRecipient
 from trio_server.spool import Envelope, Recipient, Spool
 from trio_server.verify import MingerLookup
+
+from .nexthop import AiosmtpdHop, EngineHop, free_port
 
 EPOCH = 1_800_000_000.0
 MESSAGE = b"From: alice@example.test\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -538,3 +550,192 @@ async def test_report_with_nowhere_to_go_is_dropped(tmp_path: Path) -> None:
     await router("nobody@example.test", b"x\r\n")
     await router("someone@far.test", b"x\r\n")
     assert list(spool.scan()) == []
+
+
+# --- SmtpTransmitter against real next hops on loopback --------------------------------
+
+DOTTED = b"From: alice@example.test\r\nSubject: dots\r\n\r\n.leading dot\r\n..two\r\nend\r\n"
+
+
+def _outgoing(*recipients: Recipient, **changes: object) -> Envelope:
+    base = Envelope(id="ABC", sender="alice@example.test", arrival=EPOCH, recipients=recipients)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+async def test_transmit_passes_dsn_through_and_adds_orcpt() -> None:
+    """To a DSN hop: ENVID, RET, NOTIFY pass through; ORCPT is added when absent; content intact."""
+    hop = EngineHop()
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(hop.serve)
+        result = await SmtpTransmitter(hostname="mx.example.test")(
+            f"127.0.0.1:{port}",
+            _outgoing(
+                _recipient(
+                    "bob@branch.example.test",
+                    notify=("SUCCESS", "FAILURE"),
+                    orcpt=("rfc822", "Bob@Branch.example.test"),
+                ),
+                _recipient("carol@branch.example.test"),
+                envid="E 1+x",
+                ret="HDRS",
+            ),
+            [
+                _recipient(
+                    "bob@branch.example.test",
+                    notify=("SUCCESS", "FAILURE"),
+                    orcpt=("rfc822", "Bob@Branch.example.test"),
+                ),
+                _recipient("carol@branch.example.test"),
+            ],
+            DOTTED,
+        )
+        nursery.cancel_scope.cancel()
+    assert result.dsn
+    assert {a: r.code for a, r in result.replies.items()} == {
+        "bob@branch.example.test": 250,
+        "carol@branch.example.test": 250,
+    }
+    (seen,) = hop.transactions
+    assert seen.sender == "alice@example.test"
+    assert seen.mail_params is not None
+    assert (seen.mail_params.envid, seen.mail_params.ret) == ("E 1+x", Ret.HDRS)
+    assert seen.mail_params.size == len(DOTTED)
+    assert [address for address, _ in seen.recipients] == [
+        "bob@branch.example.test",
+        "carol@branch.example.test",
+    ]
+    (_, bob_params), (_, carol_params) = seen.recipients
+    assert bob_params.notify == frozenset({Notify.SUCCESS, Notify.FAILURE})
+    assert bob_params.orcpt == OriginalRecipient(
+        addr_type="rfc822", address="Bob@Branch.example.test"
+    )
+    assert carol_params.notify is None
+    assert carol_params.orcpt == OriginalRecipient(
+        addr_type="rfc822", address="carol@branch.example.test"
+    )
+    assert seen.content == DOTTED
+
+
+@pytest.mark.slow
+async def test_transmit_reports_each_rcpt_refusal() -> None:
+    """A refused RCPT is reported with its reply; the others still get the message."""
+    hop = EngineHop(reject={"gone@x.test": Reject(code=550, status="5.1.1", text="no such user")})
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(hop.serve)
+        group = [_recipient("gone@x.test"), _recipient("here@x.test")]
+        result = await SmtpTransmitter(hostname="mx.example.test")(
+            f"127.0.0.1:{port}", _outgoing(*group), group, MESSAGE
+        )
+        nursery.cancel_scope.cancel()
+    assert result.replies["gone@x.test"].diagnostic == "550 5.1.1 no such user"
+    assert result.replies["here@x.test"].code == 250
+    assert [r for r, _ in hop.transactions[0].recipients] == ["here@x.test"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_transmit_all_refused_sends_no_content(pipelining: bool) -> None:
+    """When every RCPT is refused, no message is delivered, pipelined or not."""
+    refuse = Reject(code=550, status="5.1.1", text="no such user")
+    hop = EngineHop(reject={"a@x.test": refuse, "b@x.test": refuse}, pipelining=pipelining)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(hop.serve)
+        group = [_recipient("a@x.test"), _recipient("b@x.test")]
+        result = await SmtpTransmitter(hostname="mx.example.test")(
+            f"127.0.0.1:{port}", _outgoing(*group), group, MESSAGE
+        )
+        nursery.cancel_scope.cancel()
+    assert {r.code for r in result.replies.values()} == {550}
+    assert hop.transactions == []
+
+
+@pytest.mark.slow
+async def test_transmit_refuses_smtputf8_to_hop_without_it() -> None:
+    """A message needing SMTPUTF8 fails 5.6.7 at a hop that lacks it (RFC 6531 §3.2)."""
+    hop = EngineHop(smtputf8=False)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(hop.serve)
+        group = [_recipient("bob@x.test")]
+        result = await SmtpTransmitter(hostname="mx.example.test")(
+            f"127.0.0.1:{port}", _outgoing(*group, smtputf8=True), group, MESSAGE
+        )
+        nursery.cancel_scope.cancel()
+    assert result.replies["bob@x.test"].status == "5.6.7"
+    assert hop.transactions == []
+
+
+@pytest.mark.slow
+async def test_transmit_bdat_for_binarymime() -> None:
+    """BINARYMIME content goes with BDAT, byte for byte (bare CR and LF kept)."""
+    hop = EngineHop()
+    body = b"Subject: bin\r\n\r\n\x00\x01 bare\rcr bare\nlf\r\n.\r\n"
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(hop.serve)
+        group = [_recipient("bob@x.test")]
+        result = await SmtpTransmitter(hostname="mx.example.test")(
+            f"127.0.0.1:{port}", _outgoing(*group, body="BINARYMIME"), group, body
+        )
+        nursery.cancel_scope.cancel()
+    assert result.replies["bob@x.test"].code == 250
+    assert hop.transactions[0].content == body
+
+
+async def test_transmit_connection_refused_raises() -> None:
+    """No listener means OSError, which the agent turns into a retry."""
+    group = [_recipient("bob@x.test")]
+    with pytest.raises(OSError, match="connect"):
+        await SmtpTransmitter(hostname="mx.example.test")(
+            f"127.0.0.1:{free_port()}", _outgoing(*group), group, MESSAGE
+        )
+
+
+@pytest.mark.slow
+async def test_down_then_up_arrives_after_retry(tmp_path: Path) -> None:
+    """aiosmtpd as the next hop: down at first, up later; the retry delivers the message once."""
+    now = [EPOCH]
+    hop = AiosmtpdHop()
+    spool = Spool.open(tmp_path)
+    spool.enqueue(
+        Envelope(
+            id="",
+            sender="alice@example.test",
+            arrival=EPOCH,
+            recipients=(
+                Recipient(
+                    address="bob@branch.example.test",
+                    next_hop=f"127.0.0.1:{hop.port}",
+                    notify=("SUCCESS",),
+                ),
+            ),
+        ),
+        MESSAGE,
+    )
+    reports = Reports()
+    agent = DeliveryAgent(
+        spool,
+        settings=SETTINGS,
+        transmit=SmtpTransmitter(hostname="mx.example.test"),
+        report=reports,
+        hostname="mx.example.test",
+        wall_clock=lambda: now[0],
+    )
+    assert await agent.run_due() == EPOCH + 60
+    (waiting,) = spool.scan()
+    assert waiting.recipients[0].status == "4.4.1"
+    await trio.to_thread.run_sync(hop.start)
+    try:
+        now[0] += 30
+        assert await agent.run_due() == EPOCH + 60  # not due yet: nothing sent
+        assert hop.messages == []
+        now[0] += 30
+        assert await agent.run_due() is None
+    finally:
+        await trio.to_thread.run_sync(hop.stop)
+    ((sender, rcpts, content),) = hop.messages
+    assert (sender, rcpts) == ("alice@example.test", ["bob@branch.example.test"])
+    assert content == MESSAGE
+    # aiosmtpd offers no DSN, so NOTIFY=SUCCESS is answered by us: "relayed".
+    (block,) = reports.blocks(0)[1:]
+    assert block["Action"] == "relayed"
+    assert block["Remote-MTA"] == "dns; 127.0.0.1"
