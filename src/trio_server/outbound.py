@@ -49,20 +49,8 @@ import trio
 
 from sansio_smtp import (
     NEED_DATA,
-    Body,
-    Mailbox,
-    MailParams,
-    Notify,
-    OriginalRecipient,
-    ProtocolError,
-    RcptParams,
-    Reply,
-    Ret,
-    escape_text,
-    parse_path,
-)
-from sansio_smtp._client import (  # not yet re-exported by sansio_smtp
     Bdat,
+    Body,
     ClientConnection,
     ClientEvent,
     Command,
@@ -73,10 +61,20 @@ from sansio_smtp._client import (  # not yet re-exported by sansio_smtp
     GreetingReceived,
     Helo,
     Mail,
+    Mailbox,
+    MailParams,
     MessageChunk,
+    Notify,
+    OriginalRecipient,
+    ProtocolError,
     Quit,
     Rcpt,
+    RcptParams,
+    Reply,
     ReplyReceived,
+    Ret,
+    escape_text,
+    parse_path,
 )
 
 from . import minger_client
