@@ -299,3 +299,10 @@ def _parse_or_reply(text: str, *, utf8: bool) -> Mailbox | int | None:
         return parse_path(text, allow_null=True, allow_postmaster=True, utf8=utf8)[0]
     except ParameterError as error:
         return error.reply.code
+
+
+def test_sender_keyword_overrides_the_wording() -> None:
+    """sender=True words errors for a reverse-path even when <> is not allowed."""
+    with pytest.raises(ParameterError) as excinfo:
+        parse_path("<>", allow_null=False, allow_postmaster=False, utf8=False, sender=True)
+    assert reply_of(excinfo) == SENDER_SYNTAX

@@ -195,6 +195,35 @@ def test_extensions_not_offered_are_refused_locally(command: Command, keyword: s
     assert client.pending_replies == 0
 
 
+def test_extra_parameters_need_ehlo() -> None:
+    """Application-defined parameters are refused after HELO (no ESMTP at all)."""
+    client = ready(None)
+    client.send(Helo(domain="c.example"))
+    client.receive_data(b"250 mx\r\n")
+    events(client)
+    with pytest.raises(LocalProtocolError, match="EHLO"):
+        client.send(Mail(sender=ALICE, params=MailParams(extra=(("X-A", "1"),))))
+    client.send(Mail(sender=ALICE))
+    client.receive_data(b"250 ok\r\n")
+    events(client)
+    with pytest.raises(LocalProtocolError, match="EHLO"):
+        client.send(Rcpt(recipient=BOB, params=RcptParams(extra=(("X-B", None),))))
+
+
+def test_extra_parameters_after_ehlo() -> None:
+    """After EHLO, extra parameters are written as given."""
+    client = ready()
+    wire = client.send(Mail(sender=ALICE, params=MailParams(extra=(("MT-PRIORITY", "3"),))))
+    assert wire == b"MAIL FROM:<alice@a.example> MT-PRIORITY=3\r\n"
+
+
+def test_base_command_is_not_sendable() -> None:
+    """The Command base class itself is no command."""
+    client = ready()
+    with pytest.raises(LocalProtocolError, match="not a command"):
+        client.send(Command())
+
+
 def test_utf8_sender_needs_smtputf8_parameter() -> None:
     """A UTF-8 reverse-path without the SMTPUTF8 parameter is refused (RFC 6531 §3.4)."""
     client = ready()
@@ -418,6 +447,17 @@ def test_starttls_plaintext_before_handshake_is_refused() -> None:
     with pytest.raises(RemoteProtocolError):
         client.start_tls_completed()
     assert client.state is ClientState.ERROR
+
+
+def test_starttls_plaintext_seen_by_next_event() -> None:
+    """Plaintext arriving while PAUSED is also caught by next_event()."""
+    client = ready()
+    client.send(Starttls())
+    client.receive_data(b"220 go ahead\r\n")
+    events(client)
+    client.receive_data(b"250 injected\r\n")
+    with pytest.raises(RemoteProtocolError, match="plaintext"):
+        client.next_event()
 
 
 def test_start_tls_completed_without_220() -> None:

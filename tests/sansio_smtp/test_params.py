@@ -252,6 +252,12 @@ def test_invalid_rcpt_params(
         assert rcpt_reply(" " + text, **kwargs) == expected
 
 
+def test_rcpt_extra_keywords() -> None:
+    """RCPT keywords the application names land in extra, as given."""
+    params = parse_rcpt_params(" x-Route=abc NOTIFY=NEVER", dsn=True, extra_keywords=["X-ROUTE"])
+    assert params == RcptParams(notify=frozenset({Notify.NEVER}), extra=(("x-Route", "abc"),))
+
+
 def test_orcpt_limit_is_exact() -> None:
     """An ORCPT value of 500 characters passes, 501 does not (RFC 3461 §4.2)."""
     value = "rfc822;" + "x" * 493
