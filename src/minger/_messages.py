@@ -147,21 +147,21 @@ def validate_mailbox(mailbox: str) -> str:
         raise MingerError("the mailbox is missing")
     shown = escape_text(mailbox, limit=80)
     if not mailbox.isascii():
-        raise MingerError(f"the mailbox {shown!r} is not US-ASCII")
+        raise MingerError(f"the mailbox '{shown}' is not US-ASCII")
     if len(mailbox) > MAX_MAILBOX:
         raise MingerError(f"the mailbox is longer than {MAX_MAILBOX} octets (RFC 5321 §4.5.3.1.3)")
     local, at, domain = mailbox.rpartition("@")
     if not at:
-        raise MingerError(f"the mailbox {shown!r} has no '@'")
+        raise MingerError(f"the mailbox '{shown}' has no '@'")
     if len(local) > MAX_LOCAL_PART:
         raise MingerError(
-            f"the local part of {shown!r} is longer than {MAX_LOCAL_PART} octets"
+            f"the local part of '{shown}' is longer than {MAX_LOCAL_PART} octets"
             " (RFC 5321 §4.5.3.1.1)"
         )
     if LOCAL_PART.fullmatch(local) is None:
-        raise MingerError(f"the local part of {shown!r} is not valid (RFC 5321 §4.1.2)")
+        raise MingerError(f"the local part of '{shown}' is not valid (RFC 5321 §4.1.2)")
     if DOMAIN.fullmatch(domain) is None:
-        raise MingerError(f"the domain of {shown!r} is not valid (RFC 5321 §4.1.2)")
+        raise MingerError(f"the domain of '{shown}' is not valid (RFC 5321 §4.1.2)")
     return mailbox
 
 
@@ -169,15 +169,15 @@ def _check_tags(tags: tuple[tuple[str, str], ...]) -> None:
     seen: set[str] = set()
     for tag in tags:
         if not (isinstance(tag, tuple) and len(tag) == 2):
-            raise MingerError(f"a tag must be a (name, value) pair, not {tag!r}")
+            raise MingerError(f"a tag must be a (name, value) pair, not {escape_text(repr(tag))}")
         name, value = tag
         if not (isinstance(name, str) and TAG_TEXT.fullmatch(name)):
             raise MingerError(
-                f"tag name {escape_text(str(name))!r} must be 1 or more of A-Z a-z 0-9 _ (-06 §2.1)"
+                f"tag name '{escape_text(str(name))}' must be 1 or more of A-Z a-z 0-9 _ (-06 §2.1)"
             )
         if not (isinstance(value, str) and TAG_TEXT.fullmatch(value)):
             raise MingerError(
-                f"tag value {escape_text(str(value))!r} must be 1 or more of A-Z a-z 0-9 _"
+                f"tag value '{escape_text(str(value))}' must be 1 or more of A-Z a-z 0-9 _"
                 " (-06 §2.1)"
             )
         if name == "d":
@@ -212,7 +212,7 @@ class Query:
         validate_mailbox(self.mailbox)
         if self.digest is not None and DIGEST.fullmatch(self.digest) is None:
             raise MingerError(
-                f"digest {escape_text(self.digest, limit=40)!r} is not the base64 of a"
+                f"digest '{escape_text(self.digest, limit=40)}' is not the base64 of a"
                 " 16-byte MD5 value (24 characters ending in '==')"
             )
         _check_tags(self.tags)
@@ -241,7 +241,7 @@ class Response:
         if self.mailbox is not None:
             if not is_vchar_text(self.mailbox):
                 raise MingerError(
-                    f"echoed mailbox {escape_text(self.mailbox, limit=80)!r} must be visible"
+                    f"echoed mailbox '{escape_text(self.mailbox, limit=80)}' must be visible"
                     " US-ASCII without spaces"
                 )
             if len(self.mailbox) > MAX_DATAGRAM - 2:
@@ -334,7 +334,7 @@ def _payload_text(data: bytes, max_size: int, what: str) -> str:
     text = data.decode("latin-1")
     if not is_vchar_text(text.replace(" ", "")):
         raise MingerError(
-            f"{what} holds a byte outside printable US-ASCII: {escape_text(data, limit=80)!r}"
+            f"{what} holds a byte outside printable US-ASCII: '{escape_text(data, limit=80)}'"
         )
     return text
 
@@ -364,7 +364,7 @@ def decode_query(data: bytes, *, max_size: int = MAX_DATAGRAM) -> Query:
         digest = rest.pop(0)[len(_DIGEST_PREFIX) :]
         if DIGEST.fullmatch(digest) is None:
             raise MingerError(
-                f"digest {escape_text(digest, limit=40)!r} is not the base64 of a 16-byte"
+                f"digest '{escape_text(digest, limit=40)}' is not the base64 of a 16-byte"
                 " MD5 value (24 characters ending in '==')"
             )
     tags = []
@@ -378,7 +378,7 @@ def decode_query(data: bytes, *, max_size: int = MAX_DATAGRAM) -> Query:
                     " lowercase 'd=' (-05/-06 §2.1 %x64)"
                 )
             raise MingerError(
-                f"{escape_text(token, limit=80)!r} is not a tag (name=value of A-Z a-z 0-9 _)"
+                f"'{escape_text(token, limit=80)}' is not a tag (name=value of A-Z a-z 0-9 _)"
             )
         tags.append((match[1], match[2]))
     return Query(mailbox=mailbox, digest=digest, tags=tuple(tags))
@@ -405,7 +405,7 @@ def decode_response(data: bytes, *, max_size: int = MAX_DATAGRAM) -> Response:
     digit = text[-1]
     if digit not in "012345":
         raise MingerError(
-            f"response does not end in a status digit 0-5: {escape_text(text[-20:])!r}"
+            f"response does not end in a status digit 0-5: '{escape_text(text[-20:])}'"
         )
     status = Status(int(digit))
     if len(text) == 1:
@@ -413,9 +413,9 @@ def decode_response(data: bytes, *, max_size: int = MAX_DATAGRAM) -> Response:
     head = text[:-1]
     if not head.endswith(" "):
         raise MingerError(
-            f"response status is not a single digit after a space: {escape_text(text[-20:])!r}"
+            f"response status is not a single digit after a space: '{escape_text(text[-20:])}'"
         )
     echoed = head.rstrip(" ")
     if " " in echoed:
-        raise MingerError(f"echoed mailbox holds a space: {escape_text(echoed, limit=80)!r}")
+        raise MingerError(f"echoed mailbox holds a space: '{escape_text(echoed, limit=80)}'")
     return Response(mailbox=echoed, status=status)

@@ -203,7 +203,7 @@ def parse_host_port(text: str, *, default_port: int = minger.DEFAULT_PORT) -> tu
 
 def _describe(value: object) -> str:
     if isinstance(value, str):
-        return f"the string {minger.escape_text(value, limit=60)!r}"
+        return f"the string '{minger.escape_text(value, limit=60)}'"
     if isinstance(value, bool):
         return "true" if value else "false"
     return f"a {type(value).__name__}"
@@ -392,6 +392,12 @@ def _rate_key(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> object:
     return address
 
 
+def _printable(text: str) -> str:
+    """Escape only what is not printable: for our own messages, which already escape
+    the peer's bytes (so a backslash is not doubled twice) but may cite "§"."""
+    return "".join(ch if ch.isprintable() else minger.escape_text(ch) for ch in text)
+
+
 def _peer_text(peer: object) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         host, port = str(peer[0]), peer[1]
@@ -471,7 +477,7 @@ class MingerService:
             logger.info(
                 "minger peer=%s malformed (%s) status=%s",
                 shown,
-                minger.escape_text(answer.error or ""),
+                _printable(answer.error or ""),
                 status,
             )
         return None if response is None else minger.encode_response(response)
