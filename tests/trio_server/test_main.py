@@ -1,0 +1,191 @@
+"""The sansio-smtpd process: durability under SIGKILL, SIGTERM shutdown, start-up errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from .conftest import write_config
+
+pytestmark = pytest.mark.slow
+
+STARTUP_SECONDS = 30.0
+
+
+@contextmanager
+def server_process(folder: Path, **server: object) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Run `python -m trio_server` on a fresh config; yields the process and its port."""
+    config = write_config(folder, server=server)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trio_server", "--config", str(config.path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process, _wait_for_port(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def _wait_for_port(process: subprocess.Popen[bytes]) -> int:
+    assert process.stderr is not None
+    deadline = time.monotonic() + STARTUP_SECONDS
+    seen = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen += line
+        match = re.search(rb"listening on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            return int(match.group(1))
+    raise AssertionError(f"server did not start: {seen.decode(errors='replace')}")
+
+
+class RawClient:
+    """A blocking line-level SMTP client on a plain socket."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.file = self.sock.makefile("rb")
+
+    def reply(self) -> bytes:
+        """One whole reply (all its lines)."""
+        lines = b""
+        while True:
+            line = self.file.readline()
+            if not line:
+                return lines
+            lines += line
+            if line[3:4] != b"-":
+                return lines
+
+    def command(self, line: bytes) -> bytes:
+        self.sock.sendall(line + b"\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def open_transaction(client: RawClient) -> None:
+    assert client.reply().startswith(b"220")
+    assert client.command(b"EHLO client.test").startswith(b"250")
+    assert client.command(b"MAIL FROM:<s@remote.test>").startswith(b"250")
+    assert client.command(b"RCPT TO:<alice@example.test>").startswith(b"250")
+    assert client.command(b"DATA").startswith(b"354")
+
+
+def maildir_files(folder: Path, sub: str) -> list[Path]:
+    path = folder / "mail" / "alice" / sub
+    return sorted(path.iterdir()) if path.exists() else []
+
+
+def test_sigkill_right_after_250_keeps_the_message(tmp_path: Path) -> None:
+    """The 250 comes after fsync: killed at once, the message is complete in new/."""
+    body = b"Subject: durable\r\n\r\n" + b"line of text\r\n" * 5000
+    with server_process(tmp_path) as (process, port):
+        client = RawClient(port)
+        open_transaction(client)
+        client.sock.sendall(body + b".\r\n")
+        reply = client.reply()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        client.close()
+    assert reply.startswith(b"250 2.0.0 Ok: queued as ")
+    (stored,) = maildir_files(tmp_path, "new")
+    assert stored.read_bytes().endswith(body.replace(b"\r\n", b"\n"))
+    assert maildir_files(tmp_path, "tmp") == []
+
+
+def test_sigkill_mid_data_leaves_nothing(tmp_path: Path) -> None:
+    """Killed while the content is still arriving: nothing in new/, tmp/ or the spool."""
+    with server_process(tmp_path) as (process, port):
+        client = RawClient(port)
+        open_transaction(client)
+        # 2 MB: well past what the kernel buffers, so the server has read most of it
+        # (and spilled it to its spool file) by the time sendall returns.
+        client.sock.sendall(b"Subject: partial\r\n\r\n" + (b"x" * 998 + b"\r\n") * 2000)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        client.close()
+    assert maildir_files(tmp_path, "new") == []
+    assert maildir_files(tmp_path, "tmp") == []
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_sigterm_finishes_transaction_then_exits_0(tmp_path: Path) -> None:
+    """SIGTERM: idle session 421 4.3.2 at once, the transaction in flight completes, exit 0."""
+    with server_process(tmp_path) as (process, port):
+        busy = RawClient(port)
+        open_transaction(busy)
+        idle = RawClient(port)
+        assert idle.reply().startswith(b"220")
+        process.send_signal(signal.SIGTERM)
+        assert idle.reply().startswith(b"421 4.3.2 ")
+        busy.sock.sendall(b"Subject: in flight\r\n\r\nstill delivered\r\n.\r\n")
+        assert busy.reply().startswith(b"250 ")
+        assert busy.reply().startswith(b"421 4.3.2 ")
+        assert process.wait(timeout=30) == 0
+        idle.close()
+        busy.close()
+        assert process.stderr is not None
+        log = process.stderr.read().decode()
+    assert "SIGTERM: shutting down" in log
+    assert len(maildir_files(tmp_path, "new")) == 1
+
+
+def test_sigint_when_idle_exits_0(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C in `make run`) with no sessions: clean exit 0, no traceback."""
+    with server_process(tmp_path) as (process, _):
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        log = process.stderr.read().decode()
+    assert "Traceback" not in log
+    assert "stopped" in log
+
+
+def test_port_in_use_exits_1(tmp_path: Path) -> None:
+    """A listen address that cannot be bound: one log line, exit 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, server={"listen": [f"127.0.0.1:{port}"]})
+        result = subprocess.run(
+            [sys.executable, "-m", "trio_server", "--config", str(config.path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_entry_point_script_exists() -> None:
+    """`sansio-smtpd` is installed next to the interpreter (what `make run` calls)."""
+    script = Path(sys.executable).parent / "sansio-smtpd"
+    assert script.exists()
+    assert os.access(script, os.X_OK)
