@@ -152,6 +152,8 @@ class MingerSettings:
             raise MingerConfigError("rate_limit_burst", "an integer of at least 1")
         if not self.allowed_networks:
             raise MingerConfigError("allowed_networks", "at least one network")
+        if not 0 <= self.listen[1] <= 65535:
+            raise MingerConfigError("listen", "a port from 0 to 65535")
 
 
 _SECRET_EXPECTED = (
@@ -188,15 +190,15 @@ def parse_host_port(text: str, *, default_port: int = minger.DEFAULT_PORT) -> tu
         port_text = rest[1:] if rest else ""
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
-    elif ":" in text:  # a bare IPv6 address
-        host, port_text = text, ""
-    else:
+    else:  # a bare host, or a bare IPv6 address
         host, port_text = text, ""
     if not host or any(ch.isspace() for ch in host):
         raise ValueError(f"{text!r} has no host")
     if not port_text and not text.endswith(":"):
         return host, default_port
-    if not (port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535):
+    # isascii() first: str.isdigit() also accepts digits int() refuses, such as "²".
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not (digits and int(port_text) <= 65535):
         raise ValueError(f"{text!r} has no port from 0 to 65535")
     return host, int(port_text)
 

@@ -156,6 +156,8 @@ def test_settings_validate_when_built() -> None:
         MingerSettings(secret=SECRET, rate_limit_per_second=0.0)
     with pytest.raises(MingerConfigError):
         MingerSettings(secret=SECRET, allowed_networks=())
+    with pytest.raises(MingerConfigError):
+        MingerSettings(secret=SECRET, listen=("127.0.0.1", 65536))
 
 
 @pytest.mark.parametrize(
@@ -174,7 +176,10 @@ def test_parse_host_port(text: str, expected: tuple[str, int]) -> None:
     assert parse_host_port(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", ":4069", "host:", "host:x", "host:65536", "[::1", "[::1]x"])
+@pytest.mark.parametrize(
+    "text",
+    ["", ":4069", "host:", "host:x", "host:65536", "host:\u00b2", "[::1", "[::1]x", "[::1]:"],
+)
 def test_parse_host_port_errors(text: str) -> None:
     """A missing host or a bad port is a ValueError."""
     with pytest.raises(ValueError, match=r"port|host|IPv6"):
