@@ -68,7 +68,7 @@ from .config import Config, Network
 from .delivery import Envelope, MaildirDelivery, Spool, TraceInfo, new_queue_id
 from .log import ConnectionLog, RejectedRecipientsLog
 from .passwords import verify_password
-from .routing import LocalDelivery, Refusal, RoutedRecipient, Router, decide
+from .routing import LocalDelivery, Refusal, Route, RoutedRecipient, Router, decide
 
 __all__ = ["RECEIVE_SIZE", "ConnectionContext", "Peer", "SMTPConnection"]
 
@@ -321,13 +321,17 @@ class SMTPConnection:
 
     async def _rcpt(self, event: RcptTo) -> None:
         assert self.transaction is not None, "RCPT outside a transaction"
+        router = self.context.router
         decision = decide(
             event.recipient,
             event.raw,
             local=self.context.config.local,
             trusted=self.trusted,
-            router=self.context.router,
+            router=router,
         )
+        if isinstance(decision, Route):
+            # A routed recipient may still be checked (Minger on a forward route).
+            decision = await router.verify(event.recipient) or decision
         if isinstance(decision, LocalDelivery):
             self.transaction.envelope.add(decision.mailbox, event.raw)
             self.engine.send(Accept())

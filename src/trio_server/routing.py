@@ -87,6 +87,14 @@ class Router(Protocol):
         """
         ...
 
+    async def verify(self, recipient: Mailbox) -> Refusal | None:
+        """Check a routed recipient before accepting it (e.g. Minger on a forward route).
+
+        Returns:
+            None to accept, or the refusal to send instead.
+        """
+        ...
+
     async def enqueue(
         self, spool: Spool, sender: str, recipients: Sequence[RoutedRecipient], trace: TraceInfo
     ) -> None:
@@ -105,6 +113,10 @@ class NoRoutes:
         """Always None: no route exists."""
         del recipient, trusted
         return None
+
+    async def verify(self, recipient: Mailbox) -> Refusal | None:
+        """Never called, since :meth:`route` never routes."""
+        raise AssertionError("NoRoutes.verify called without a route")
 
     async def enqueue(
         self, spool: Spool, sender: str, recipients: Sequence[RoutedRecipient], trace: TraceInfo
