@@ -78,6 +78,7 @@ from sansio_smtp import (
 )
 
 from . import minger_client
+from .config import Config
 from .delivery import Envelope as LocalEnvelope
 from .delivery import MaildirDelivery, TraceInfo, header_safe
 from .delivery import Spool as ContentSpool
@@ -89,6 +90,7 @@ from .verify import MingerLookup, MingerVerifier
 
 __all__ = [
     "DeliveryAgent",
+    "Forwarding",
     "ForwardingRouter",
     "HopReply",
     "MessageSource",
@@ -952,3 +954,67 @@ class ReportRouter:
         finally:
             await content.aclose()
         log.info("report delivered to <%s> mailbox=%s", header_safe(address), mailbox)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forwarding:
+    """Everything forwarding needs, built from the config: plug ``router`` into the
+    server and start ``agent.run`` in the server's nursery.
+
+    Attributes:
+        spool: the durable queue under ``[server] spool_dir``.
+        router: the :class:`ForwardingRouter` for :class:`~trio_server.server.SMTPServer`.
+        reports: where delivery status notifications go.
+        agent: the delivery loop.
+    """
+
+    spool: Spool
+    router: ForwardingRouter
+    reports: ReportRouter
+    agent: DeliveryAgent
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        delivery: MaildirDelivery,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> Forwarding:
+        """Open the spool (recovering after a crash) and wire the parts (blocking).
+
+        Args:
+            config: the loaded configuration (routes, queue, spool_dir, local domains).
+            delivery: the server's Maildir delivery, for reports to local senders.
+            wall_clock: seconds since the epoch (tests move it forward).
+
+        Raises:
+            OSError, SpoolError: the spool directory cannot be used.
+        """
+        hostname = config.server.hostname
+        spool = Spool.open(config.server.spool_dir)
+        router = ForwardingRouter(config.routes, spool, hostname=hostname, wall_clock=wall_clock)
+        local = config.local
+        reports = ReportRouter(
+            config.routes,
+            spool,
+            local=lambda local_part, domain: (
+                local.is_local_domain(domain),
+                local.mailbox_for(local_part),
+            ),
+            delivery=delivery,
+            content_dir=config.server.spool_dir,
+            hostname=hostname,
+            wall_clock=wall_clock,
+        )
+        agent = DeliveryAgent(
+            spool,
+            settings=config.queue,
+            transmit=SmtpTransmitter(hostname=hostname),
+            report=reports,
+            hostname=hostname,
+            wall_clock=wall_clock,
+        )
+        router.agent = agent
+        reports.agent = agent
+        return cls(spool=spool, router=router, reports=reports, agent=agent)
