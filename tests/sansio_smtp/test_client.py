@@ -963,3 +963,50 @@ def test_aiosmtpd_starttls() -> None:
     (envelope,) = recorder.envelopes
     assert envelope.mail_from == "<>"
     assert envelope.content == b"Subject: tls\r\n\r\nsecret\r\n"
+
+
+_reply_lines = st.lists(
+    st.sampled_from(
+        [
+            b"250 ok\r\n",
+            b"250-more\r\n",
+            b"354 go\r\n",
+            b"220 tls\r\n",
+            b"221 bye\r\n",
+            b"421 4.4.2 closing\r\n",
+            b"550 5.1.1 no\r\n",
+            b"999 bad\r\n",
+            b"250 \xff\r\n",
+            b"25",
+            b"\r\n",
+            b"",
+        ]
+    ),
+    max_size=12,
+).map(b"".join)
+
+
+@settings(max_examples=200)
+@given(
+    data=_reply_lines | st.binary(max_size=100),
+    bytewise=st.booleans(),
+    eof=st.booleans(),
+)
+def test_arbitrary_server_bytes_only_raise_protocol_errors(
+    data: bytes, bytewise: bool, eof: bool
+) -> None:
+    """Whatever the server sends, the client yields events or a ProtocolError, nothing else."""
+    client = ready()
+    client.send(Mail(sender=ALICE))
+    client.send(Rcpt(recipient=BOB))
+    client.send(Data())
+    chunks = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
+    try:
+        for chunk in chunks:
+            client.receive_data(chunk)
+            events(client)
+        if eof:
+            client.receive_data(b"")
+            events(client)
+    except (LocalProtocolError, RemoteProtocolError):
+        assert client.state is ClientState.ERROR

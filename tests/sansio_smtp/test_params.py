@@ -423,3 +423,32 @@ def test_values_refuse_invalid_construction(build: Any) -> None:
     """Parameter values built by the application are validated (no CRLF injection)."""
     with pytest.raises(ValueError, match=r"."):
         build()
+
+
+_param_pieces = st.sampled_from(
+    [
+        *" =+,;<>@\\x{}AaFZ09-\u00e9\r\n\x00",
+        *("SIZE", "BODY", "AUTH", "RET", "ENVID", "NOTIFY", "ORCPT", "SMTPUTF8", "8BITMIME"),
+        *("utf-8;", "rfc822;", "+2B", "NEVER", "SUCCESS"),
+    ]
+)
+
+
+def _parse_reply_code(parse: Any) -> int | None:
+    try:
+        parse()
+    except ParameterError as error:
+        return error.reply.code
+    return None
+
+
+@settings(max_examples=200)
+@given(text=st.lists(_param_pieces, max_size=25).map("".join))
+def test_arbitrary_parameter_text_parses_or_gets_a_reply(text: str) -> None:
+    """Any parameter text parses, or raises ParameterError with a 5xx reply; nothing else."""
+    for parse in (
+        lambda: parse_mail_params(text, **ALL_MAIL, max_message_size=1000),
+        lambda: parse_rcpt_params(text, dsn=True, utf8=True),
+        lambda: parse_rcpt_params(text, dsn=True),
+    ):
+        assert _parse_reply_code(parse) in (None, 501, 552, 555)
