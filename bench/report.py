@@ -71,6 +71,9 @@ def _engine(engine: dict[str, Any]) -> list[str]:
     if engine.get("profile"):
         lines += ["", "cProfile of the DATA path (top functions by own time):", "", "```"]
         lines += [engine["profile"].rstrip(), "```"]
+    if engine.get("minger_profile"):
+        lines += ["", "cProfile of the Minger query path (top functions by own time):", ""]
+        lines += ["```", engine["minger_profile"].rstrip(), "```"]
     if engine.get("session_profile"):
         lines += ["", "cProfile of the pipelined session (top functions by own time):", ""]
         lines += ["```", engine["session_profile"].rstrip(), "```"]
