@@ -21,8 +21,11 @@ import sys
 
 import trio
 
+from minger import Lookup
+
 from .config import Config, ConfigError, load_config
 from .log import logger, setup_logging
+from .minger_service import MingerSettings, make_directory, serve_minger
 from .passwords import hash_password
 from .server import SMTPServer, build_engine_config, build_ssl_context
 
@@ -61,22 +64,39 @@ def _check(config: Config) -> None:
 
 
 async def _run(server: SMTPServer) -> None:
+    config = server.config
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
-
-            async def wait_for_signal() -> None:
-                async for signum in signals:
-                    logger.info(
-                        "%s: shutting down (at most %gs)",
-                        signal.Signals(signum).name,
-                        server.config.server.shutdown_timeout,
-                    )
-                    server.begin_shutdown()
-                    return
-
-            nursery.start_soon(wait_for_signal)
+            minger_scope = trio.CancelScope()
+            if isinstance(config.minger, MingerSettings):
+                directory = make_directory(
+                    is_local_domain=config.local.is_local_domain,
+                    mailbox_for=config.local.mailbox_for,
+                    disabled_mailboxes=config.minger.disabled_mailboxes,
+                )
+                await nursery.start(_serve_minger, minger_scope, config.minger, directory)
+            async for signum in signals:
+                logger.info(
+                    "%s: shutting down (at most %gs)",
+                    signal.Signals(signum).name,
+                    config.server.shutdown_timeout,
+                )
+                server.begin_shutdown()
+                minger_scope.cancel()
+                break
     logger.info("stopped")
+
+
+async def _serve_minger(
+    scope: trio.CancelScope,
+    settings: MingerSettings,
+    directory: Lookup,
+    *,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with scope:
+        await serve_minger(settings, directory, task_status=task_status)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,14 +43,21 @@ def escape(text: str, *, limit: int = 512) -> str:
     return "".join(out) + ("..." if cut else "")
 
 
+# The SMTP sessions log as "sansio_smtpd"; the Minger service and the outbound queue
+# log under "trio_server.*". The daemon shows them all.
+_DAEMON_LOGGERS = ("sansio_smtpd", "trio_server")
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Send the server's log lines to standard error, with UTC timestamps."""
+    """Send the daemon's log lines to standard error, with UTC timestamps."""
     handler = logging.StreamHandler()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%SZ")
     formatter.converter = _utc_time_tuple
     handler.setFormatter(formatter)
-    logger.addHandler(handler)
-    logger.setLevel(level)
+    for name in _DAEMON_LOGGERS:
+        named = logging.getLogger(name)
+        named.addHandler(handler)
+        named.setLevel(level)
 
 
 def _utc_time_tuple(seconds: float | None) -> time.struct_time:

@@ -15,6 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import trio
+
+from minger import Status
+from trio_server.minger_client import verify
 
 from .conftest import write_config
 
@@ -24,9 +28,14 @@ STARTUP_SECONDS = 30.0
 
 
 @contextmanager
-def server_process(folder: Path, **server: object) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server_process(
+    folder: Path, extra: str = "", **server: object
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """Run `python -m trio_server` on a fresh config; yields the process and its port."""
     config = write_config(folder, server=server)
+    if extra:
+        with config.path.open("a", encoding="utf-8") as file:
+            file.write(extra)
     process = subprocess.Popen(
         [sys.executable, "-m", "trio_server", "--config", str(config.path)],
         stdout=subprocess.DEVNULL,
@@ -42,7 +51,7 @@ def server_process(folder: Path, **server: object) -> Iterator[tuple[subprocess.
         process.stderr.close()
 
 
-def _wait_for_port(process: subprocess.Popen[bytes]) -> int:
+def _wait_for_port(process: subprocess.Popen[bytes], what: bytes = rb"listening on") -> int:
     assert process.stderr is not None
     deadline = time.monotonic() + STARTUP_SECONDS
     seen = b""
@@ -54,7 +63,7 @@ def _wait_for_port(process: subprocess.Popen[bytes]) -> int:
         if not line:
             break
         seen += line
-        match = re.search(rb"listening on 127\.0\.0\.1:(\d+)", line)
+        match = re.search(what + rb" 127\.0\.0\.1:(\d+)", line)
         if match:
             return int(match.group(1))
     raise AssertionError(f"server did not start: {seen.decode(errors='replace')}")
@@ -189,3 +198,22 @@ def test_entry_point_script_exists() -> None:
     script = Path(sys.executable).parent / "sansio-smtpd"
     assert script.exists()
     assert os.access(script, os.X_OK)
+
+
+def test_minger_service_runs_beside_smtp(tmp_path: Path) -> None:
+    """[minger] starts the UDP service on the same mailboxes; SIGTERM stops both, exit 0."""
+    secret = "a-shared-secret-of-32-characters"
+    extra = f'[minger]\nlisten = "127.0.0.1:0"\nsecret = "{secret}"\n'
+    with server_process(tmp_path, extra) as (process, _):
+        udp = _wait_for_port(process, rb"minger listening on udp")
+        answers = trio.run(_ask_minger, udp, secret)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert answers == [Status.ACTIVE, Status.ACTIVE, Status.NOT_FOUND]
+
+
+async def _ask_minger(port: int, secret: str) -> list[Status]:
+    return [
+        await verify(address, ("127.0.0.1", port), secret, timeout=5.0)
+        for address in ("alice@example.test", "A.Smith@example.test", "carol@example.test")
+    ]
