@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
+import pathlib
+import shutil
 import socket
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -1010,3 +1014,79 @@ def test_arbitrary_server_bytes_only_raise_protocol_errors(
             events(client)
     except (LocalProtocolError, RemoteProtocolError):
         assert client.state is ClientState.ERROR
+
+
+# ---------------------------------------------------------------------------
+# Against Postfix's smtp-sink, where installed.
+
+_SMTP_SINK = shutil.which("smtp-sink") or shutil.which("/usr/sbin/smtp-sink")
+
+
+@contextlib.contextmanager
+def _smtp_sink(dump_dir: pathlib.Path) -> Iterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert _SMTP_SINK is not None
+    proc = subprocess.Popen(
+        [
+            _SMTP_SINK,
+            "-u",
+            getpass.getuser(),
+            "-m",
+            "1",
+            "-d",
+            f"{dump_dir}/msg.",
+            f"127.0.0.1:{port}",
+            "10",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):  # wait until it listens; bounded by 200 x 50 ms
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except ConnectionRefusedError:
+                assert proc.poll() is None, "smtp-sink exited"
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_SMTP_SINK is None, reason="Postfix smtp-sink is not installed")
+def test_smtp_sink_pipelined_dsn_transaction(tmp_path: pathlib.Path) -> None:
+    """Pipelined MAIL+RCPT+DATA with DSN parameters to smtp-sink; the dump matches."""
+    with _smtp_sink(tmp_path) as port:
+        driver = _Driver(port)
+        with driver.sock:
+            driver.until(1)
+            driver.send(Ehlo(domain="client.example"))
+            assert driver.client.pipelining
+            assert driver.client.offers("DSN")
+            got = driver.send(
+                Mail(sender=ALICE, params=MailParams(ret=Ret.HDRS, envid="env 1")),
+                Rcpt(
+                    recipient=BOB,
+                    params=RcptParams(
+                        notify=frozenset({Notify.SUCCESS, Notify.FAILURE}),
+                        orcpt=OriginalRecipient(addr_type="rfc822", address="bob@b.example"),
+                    ),
+                ),
+                Data(),
+            )
+            assert _codes(got) == [250, 250, 354]
+            driver.send(MessageChunk(data=b"Subject: sink\r\n\r\n.dot\r\n"))
+            assert _codes(driver.send(EndOfMessage(), Quit())) == [250, 221]
+    dumps = [p for p in tmp_path.iterdir() if p.name.startswith("msg.")]
+    text = max(dumps, key=lambda p: p.stat().st_size).read_bytes()
+    assert b"X-Mail-Args: <alice@a.example> RET=HDRS ENVID=env+201\n" in text
+    assert (
+        b"X-Rcpt-Args: <bob@b.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@b.example\n" in text
+    )
+    assert text.rstrip(b"\n").endswith(b"Subject: sink\n\n.dot")  # stored with LF ends
