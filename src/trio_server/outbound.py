@@ -38,6 +38,7 @@ import ipaddress
 import logging
 import math
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ from .delivery import Spool as ContentSpool
 from .dsn import Action, MessageReport, RecipientReport, build_report, notify_wants
 from .routes import ForwardRoute, QueueSettings, RouteTable, parse_host_port
 from .routing import Refusal, Route, RoutedRecipient
-from .spool import Envelope, Recipient, Spool
+from .spool import Envelope, Recipient, Spool, SpoolError
 from .verify import MingerLookup, MingerVerifier
 
 __all__ = [
@@ -755,6 +756,7 @@ class ForwardingRouter:
         self.spool = spool
         self.hostname = hostname
         self.agent: DeliveryAgent | None = None
+        self.reports: ReportSink | None = None
         self._wall_clock = wall_clock
         factory = lookup_factory or minger_lookup
         self._verifiers = {
@@ -874,6 +876,80 @@ class ForwardingRouter:
         )
         if self.agent is not None:
             self.agent.wake()
+
+    async def delivered_locally(
+        self,
+        spool: MessageSource,
+        sender: str,
+        recipients: Sequence[tuple[str, RcptParams | None]],
+        trace: TraceInfo,
+        *,
+        mail_params: MailParams | None = None,
+    ) -> None:
+        """Report "delivered" for local recipients whose NOTIFY has SUCCESS (RFC 3461 §5.2.2).
+
+        Call after the Maildir copies are durable. One report covers every such
+        recipient of the message; nothing is sent for ``<>`` or without a report sink.
+        Failures are logged, never raised: the message itself is already delivered.
+
+        Args:
+            spool: the received content (its header section is quoted).
+            sender: the reverse-path, "" for ``<>``.
+            recipients: (address as given in RCPT TO, its RCPT parameters).
+            trace: the session facts (Received-From-MTA).
+            mail_params: MAIL FROM parameters (ENVID, RET, SMTPUTF8).
+        """
+        wanted = [
+            (address, params)
+            for address, params in recipients
+            if params is not None
+            and params.notify is not None
+            and notify_wants({str(n) for n in params.notify}, Action.DELIVERED)
+        ]
+        if not sender or not wanted or self.reports is None:
+            return
+        now = self._wall_clock()
+        report = MessageReport(
+            reporting_mta=self.hostname,
+            sender=sender,
+            arrival_date=_datetime(now),
+            envid=None if mail_params is None else mail_params.envid,
+            ret="HDRS",
+            received_from_mta=trace.helo,
+            smtputf8=False if mail_params is None else mail_params.smtputf8,
+            recipients=tuple(
+                RecipientReport(
+                    final_recipient=address,
+                    action=Action.DELIVERED,
+                    status="2.0.0",
+                    original_recipient=None
+                    if params is None or params.orcpt is None
+                    else (params.orcpt.addr_type, params.orcpt.address),
+                )
+                for address, params in wanted
+            ),
+        )
+        try:
+            headers = await trio.to_thread.run_sync(_header_section, spool)
+            data = build_report(
+                report,
+                headers,
+                date=_datetime(now),
+                message_id=f"<{self.spool.new_id()}.dsn@{self.hostname}>",
+            )
+            if data is not None:
+                await self.reports(sender, data)
+        except (OSError, SpoolError, ValueError):
+            log.exception("delivered report to <%s> failed", header_safe(sender))
+
+
+def _header_section(spool: MessageSource, limit: int = 256 * 1024) -> bytes:
+    """The header section of received content, CRLF line ends (blocking)."""
+    with tempfile.TemporaryFile() as scratch:
+        spool.copy_to(scratch.fileno())
+        scratch.seek(0)
+        start = scratch.read(limit)
+    return _CRLF.sub(b"\r\n", start) if b"\r\n\r\n" not in start else start
 
 
 class ReportRouter:
@@ -1016,5 +1092,6 @@ class Forwarding:
             wall_clock=wall_clock,
         )
         router.agent = agent
+        router.reports = reports
         reports.agent = agent
         return cls(spool=spool, router=router, reports=reports, agent=agent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import os
 from collections.abc import Sequence
 from email.message import Message
 from pathlib import Path
@@ -739,3 +740,50 @@ async def test_down_then_up_arrives_after_retry(tmp_path: Path) -> None:
     (block,) = reports.blocks(0)[1:]
     assert block["Action"] == "relayed"
     assert block["Remote-MTA"] == "dns; 127.0.0.1"
+
+
+class _Content:
+    """Received content as the connection keeps it (LF line ends, as for Maildir)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def copy_to(self, fd: int) -> None:
+        os.write(fd, self.data)
+
+
+@pytest.mark.parametrize(
+    ("notify", "sender", "expected"),
+    [
+        (frozenset({Notify.SUCCESS}), "alice@example.test", 1),
+        (frozenset({Notify.FAILURE}), "alice@example.test", 0),
+        (None, "alice@example.test", 0),
+        (frozenset({Notify.SUCCESS}), "", 0),
+    ],
+)
+async def test_delivered_locally_reports_success(
+    tmp_path: Path, notify: frozenset[Notify] | None, sender: str, expected: int
+) -> None:
+    """Local delivery with NOTIFY=SUCCESS yields one "delivered" report (never for <>)."""
+    router = _router(tmp_path)
+    reports = Reports()
+    router.reports = reports
+    params = RcptParams(
+        notify=notify, orcpt=OriginalRecipient(addr_type="rfc822", address="Bob@example.test")
+    )
+    await router.delivered_locally(
+        _Content(MESSAGE.replace(b"\r\n", b"\n")),
+        sender,
+        [("bob@example.test", params), ("carol@example.test", params)],
+        TRACE,
+        mail_params=MailParams(envid="E9"),
+    )
+    assert len(reports.sent) == expected
+    if expected:
+        per_message, *blocks = reports.blocks(0)
+        assert per_message["Original-Envelope-Id"] == "E9"
+        assert [b["Action"] for b in blocks] == ["delivered", "delivered"]
+        assert blocks[0]["Original-Recipient"] == "rfc822;Bob@example.test"
+        returned = reports.sent[0][1].get_payload(2)
+        assert isinstance(returned, Message)
+        assert returned.get_content_type() == "text/rfc822-headers"
