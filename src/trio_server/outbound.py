@@ -236,9 +236,10 @@ class DeliveryAgent:
         for envelope in envelopes:
             try:
                 remaining = await self._process(envelope)
-            except OSError:
-                # The spool itself failed (disk full?): leave the message as it is on disk.
-                log.exception("queue %s: could not update the spool", envelope.id)
+            except Exception:
+                # The spool failed (disk full?) or a bug: the message stays as it is on
+                # disk and is tried again later; one message never stops the loop.
+                log.exception("queue %s: delivery pass failed", envelope.id)
                 remaining = self._now() + self._settings.retry_schedule[0]
             if remaining is not None:
                 next_due = remaining if next_due is None else min(next_due, remaining)

@@ -787,3 +787,20 @@ async def test_delivered_locally_reports_success(
         returned = reports.sent[0][1].get_payload(2)
         assert isinstance(returned, Message)
         assert returned.get_content_type() == "text/rfc822-headers"
+
+
+async def test_one_broken_message_does_not_stop_the_loop(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """An unexpected error on one message is logged; the others are still delivered."""
+    spool, broken = _queue(tmp_path, _recipient("a@x.test"))
+    spool.enqueue(
+        Envelope(id="", sender="s@x.test", arrival=EPOCH, recipients=(_recipient("b@x.test"),)),
+        MESSAGE,
+    )
+    spool.message_path(broken.id).unlink()  # its content vanished: reading it fails
+    hop = FakeHop({"b@x.test": OK})
+    next_due = await _agent(spool, hop, Reports()).run_due()
+    assert [a for _, _, a in hop.calls] == [["b@x.test"]]
+    assert next_due == pytest.approx(EPOCH + 60)
+    assert [e.id for e in spool.scan()] == [broken.id]
