@@ -1054,7 +1054,7 @@ class Forwarding:
     def from_config(
         cls,
         config: Config,
-        delivery: MaildirDelivery,
+        delivery: MaildirDelivery | None = None,
         *,
         wall_clock: Callable[[], float] = time.time,
     ) -> Forwarding:
@@ -1062,13 +1062,22 @@ class Forwarding:
 
         Args:
             config: the loaded configuration (routes, queue, spool_dir, local domains).
-            delivery: the server's Maildir delivery, for reports to local senders.
+            delivery: Maildir delivery for reports to local senders; by default one
+                like the server's own.
             wall_clock: seconds since the epoch (tests move it forward).
 
         Raises:
             OSError, SpoolError: the spool directory cannot be used.
         """
         hostname = config.server.hostname
+        if delivery is None:
+            smtp = config.smtp
+            delivery = MaildirDelivery(
+                config.local.maildir_root,
+                original_recipients_header=(
+                    smtp.original_recipients_header if smtp.add_original_recipients_header else None
+                ),
+            )
         spool = Spool.open(config.server.spool_dir)
         router = ForwardingRouter(config.routes, spool, hostname=hostname, wall_clock=wall_clock)
         local = config.local
