@@ -74,9 +74,12 @@ class Mailbox:
         if self.domain == "":
             if self.local_part.lower() != "postmaster":
                 raise ValueError("only postmaster may go without a domain")
-        elif not (
-            _abnf.DOMAIN_UTF8.fullmatch(self.domain) or _abnf.ADDRESS_LITERAL.fullmatch(self.domain)
-        ):
+        elif _abnf.ADDRESS_LITERAL.fullmatch(self.domain):
+            try:
+                _check_address_literal(self.domain[1:-1], sender=False)
+            except ParameterError:
+                raise ValueError(f"not an IP address literal: {self.domain!r}") from None
+        elif not _abnf.DOMAIN_UTF8.fullmatch(self.domain):
             raise ValueError(f"not a domain or address literal: {self.domain!r}")
 
     def __str__(self) -> str:

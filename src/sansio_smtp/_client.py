@@ -307,7 +307,6 @@ class ClientConnection:
         self._pending: deque[Command] = deque()
         self._extensions: dict[str, tuple[str, ...]] = {}
         self._esmtp = False
-        self._closing = False  # 221 or 421 seen: the server will close
         self._eof = False
         self._closed: ConnectionClosed | None = None
         self._stuffer: _DotStuffer | None = None
@@ -392,7 +391,7 @@ class ClientConnection:
             return
         if state is ClientState.DATA:
             raise LocalProtocolError("send the content and EndOfMessage first")
-        if state is not ClientState.READY or self._closing:
+        if state is not ClientState.READY:
             raise LocalProtocolError(f"cannot send {type(command).__name__} in state {state.name}")
         if self._pending and not (
             self.pipelining and all(isinstance(p, _PIPELINABLE) for p in self._pending)
@@ -479,23 +478,25 @@ class ClientConnection:
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the server; ``b""`` means it closed the connection.
 
-        Nothing is parsed here. Bytes after EOF, or once CLOSED, are ignored.
+        Nothing is parsed here. Bytes after EOF, or after 221 / 421 (state CLOSED), are
+        ignored; the EOF itself is always noted.
         """
-        if self._eof or self._state in (ClientState.CLOSED, ClientState.ERROR):
+        if self._eof or self._state is ClientState.ERROR:
             return
-        if data:
-            self._parser.receive_data(data)
-        else:
+        if not data:
             self._eof = True
+        elif self._state is not ClientState.CLOSED:
+            self._parser.receive_data(data)
 
     def next_event(self) -> ClientEvent | ConnectionClosed | Signal:
         """Parse buffered bytes and return the next event, NEED_DATA or PAUSED.
 
         Returns:
             GreetingReceived first; then one EhloResult or ReplyReceived per reply, in
-            the order the commands were sent; ConnectionClosed after the server closed
-            (returned again on every later call). NEED_DATA when more bytes are
-            needed; PAUSED after the 220 to STARTTLS, until start_tls_completed().
+            the order the commands were sent; ConnectionClosed once the server closed
+            the connection (returned again on every later call). NEED_DATA when more
+            bytes are needed (also after 221 or 421, until the EOF); PAUSED after the
+            220 to STARTTLS, until start_tls_completed().
 
         Raises:
             RemoteProtocolError: On a malformed reply, a reply nobody asked for, bytes
@@ -511,6 +512,12 @@ class ClientConnection:
             if self._parser.pending:
                 self._remote_error("plaintext received after the 220 to STARTTLS")
             return PAUSED
+        if self._state is ClientState.CLOSED:
+            # After 221 or 421 nothing more is read; commands still due get no reply.
+            if not self._eof:
+                return NEED_DATA
+            self._closed = ConnectionClosed(reason="server closed the connection as announced")
+            return self._closed
         try:
             reply = self._parser.next_reply()
         except RemoteProtocolError:
@@ -524,12 +531,10 @@ class ClientConnection:
             self._remote_error("connection closed in the middle of a reply")
         if self._state is ClientState.GREETING:
             self._remote_error("connection closed before the greeting")
-        if self._pending and not self._closing:
+        if self._pending:
             self._remote_error(f"connection closed with {len(self._pending)} replies due")
         self._state = ClientState.CLOSED
-        self._closed = ConnectionClosed(
-            reason="server closed the connection" if not self._closing else "closed as announced"
-        )
+        self._closed = ConnectionClosed(reason="server closed the connection")
         return self._closed
 
     def _remote_error(self, why: str) -> NoReturn:
@@ -537,9 +542,19 @@ class ClientConnection:
         raise RemoteProtocolError(why)
 
     def _handle(self, reply: Reply) -> ClientEvent:
-        if reply.code == 421:
-            # RFC 5321 §3.8: the server is closing; no further reply will come.
-            self._closing = True
+        event = self._interpret(reply)
+        if reply.code == 421 or (
+            isinstance(event, ReplyReceived)
+            and isinstance(event.command, Quit)
+            and reply.code == 221
+        ):
+            # RFC 5321 §3.8 (421 at any time) and §4.1.1.10 (221 to QUIT): the server
+            # closes now; no further reply will come.
+            self._state = ClientState.CLOSED
+            self._stuffer = None
+        return event
+
+    def _interpret(self, reply: Reply) -> ClientEvent:
         if self._state is ClientState.GREETING:
             self._state = ClientState.READY
             return GreetingReceived(reply=reply)
@@ -558,15 +573,13 @@ class ClientConnection:
             self._extensions = {}
             self._esmtp = False
             self._transaction_utf8 = False
-        elif isinstance(command, Data) and reply.code == 354 and not self._closing:
+        elif isinstance(command, Data) and reply.code == 354:
             self._state = ClientState.DATA
             self._stuffer = _DotStuffer()
         elif isinstance(command, Starttls) and reply.code == 220:
             if self._parser.pending:
                 self._remote_error("bytes received behind the 220 to STARTTLS")
             self._state = ClientState.STARTTLS
-        elif isinstance(command, Quit) and reply.code == 221:
-            self._closing = True
         return ReplyReceived(command=command, reply=reply)
 
     # ------------------------------------------------------------------ TLS

@@ -241,11 +241,19 @@ def test_mailbox_str_quotes_when_needed(mailbox: Mailbox, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("local_part", "domain"),
-    [("a\r\nRCPT TO:<x@y>", "b"), ("a", "b\n"), ("a", "b c"), ("bob", ""), ("a", "[x")],
+    [
+        ("a\r\nRCPT TO:<x@y>", "b"),
+        ("a", "b\n"),
+        ("a", "b c"),
+        ("bob", ""),
+        ("a", "[x"),
+        ("a", "[1.2.3 4]"),
+        ("a", "[IPv6:zz]"),
+    ],
 )
 def test_mailbox_refuses_bad_fields(local_part: str, domain: str) -> None:
     """A Mailbox built by the application can never smuggle CR/LF or a bad domain."""
-    with pytest.raises(ValueError, match=r"mailbox|domain|postmaster"):
+    with pytest.raises(ValueError, match=r"mailbox|domain|postmaster|literal"):
         Mailbox(local_part=local_part, domain=domain)
 
 

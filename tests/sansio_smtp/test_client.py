@@ -498,6 +498,18 @@ def test_quit_then_close() -> None:
     client.receive_data(b"ignored")
 
 
+def test_bytes_after_221_are_ignored() -> None:
+    """Nothing after the 221 is parsed; the EOF still closes cleanly."""
+    client = ready()
+    client.send(Quit())
+    client.receive_data(b"221 bye\r\n250 junk\r\n")
+    assert len(events(client)) == 1
+    assert client.state is ClientState.CLOSED
+    client.receive_data(b"more junk")
+    client.receive_data(b"")
+    assert isinstance(client.next_event(), ConnectionClosed)
+
+
 def test_unsolicited_421_then_close() -> None:
     """An unsolicited 421 (server timeout) is an event; then EOF closes cleanly."""
     client = ready()
