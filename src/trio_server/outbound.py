@@ -820,12 +820,19 @@ class ForwardingRouter:
             trace: facts for our ``Received:`` header.
             queue_id: the transaction's queue id, reused when free (one id in the logs).
             mail_params: MAIL FROM parameters (ENVID, RET, BODY, SMTPUTF8).
-            rcpt_params: each recipient's RCPT parameters (NOTIFY, ORCPT), same order.
+            rcpt_params: each recipient's RCPT parameters (NOTIFY, ORCPT), same order;
+                by default each routed recipient's ``params`` attribute, if it has one.
 
         Raises:
             OSError: the queue could not be written; the client gets 451.
         """
-        params = list(rcpt_params or [None] * len(recipients))
+        # Each recipient's RCPT parameters: given here, or carried by the routed
+        # recipient itself when the connection records them there.
+        params: list[RcptParams | None] = (
+            list(rcpt_params)
+            if rcpt_params is not None
+            else [getattr(routed, "params", None) for routed in recipients]
+        )
         now = self._wall_clock()
         queued = tuple(
             Recipient(
