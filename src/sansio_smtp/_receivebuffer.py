@@ -24,6 +24,10 @@ class ReceiveBuffer:
     def __bool__(self) -> bool:
         return bool(self._data)
 
+    def peek(self, count: int) -> bytes:
+        """The first ``count`` bytes, left in place."""
+        return bytes(self._data[:count])
+
     def append(self, data: bytes) -> None:
         """Add bytes at the end."""
         self._data += data

@@ -106,6 +106,12 @@ _HELO_ARG = re.compile(r"[\x21-\x7e]+", re.ASCII)
 # Command text: printable plus SP/HT, and UTF-8 beyond ASCII (RFC 6531 §3.3).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
+
+def _verb_of(raw: bytes) -> str:
+    """The first word of a raw line, for CommandRejected (escaped there)."""
+    return raw[:20].split(b" ", 1)[0].split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+
+
 _Kind = Literal["hello", "mail", "rcpt", "message", "auth", "verify", "expand"]
 
 
@@ -158,6 +164,7 @@ class ServerConnection:
         self._helo_refused = False
         self._bad_commands = 0
         self._skip_line = False  # discarding an over-long command line up to its LF
+        self._skip_verb = ""
         self._skip_bytes = 0  # discarding the chunk of a refused BDAT
         self._data: DataReader | None = None
         self._bdat: BdatReader | None = None
@@ -310,34 +317,36 @@ class ServerConnection:
 
     def _read_line(self, limit: int, too_long: Reply) -> str | None:
         """Take one CRLF-terminated line as text, or None (need data / answered)."""
-        while True:
-            raw = self._buf.extract_line()
-            if raw is None:
-                if len(self._buf) > limit:
-                    self._buf.clear()
-                    self._skip_line = True
-                self._need_data()
-                return None
-            if self._skip_line:
-                self._skip_line = False
-                self._protocol_error("", too_long)
-                return None
-            if len(raw) > limit:
-                self._protocol_error("", too_long)
-                return None
-            if not raw.endswith(b"\r\n"):
-                self._protocol_error("", BARE_NEWLINE)
-                return None
-            try:
-                text = raw[:-2].decode("utf-8")
-            except UnicodeDecodeError:
-                self._protocol_error("", BAD_BYTES)
-                return None
-            if _CONTROL.search(text):
-                # A bare CR inside the line, NUL, or another control byte.
-                self._protocol_error("", BARE_NEWLINE if "\r" in text else BAD_BYTES)
-                return None
-            return text
+        raw = self._buf.extract_line()
+        if raw is None:
+            if len(self._buf) > limit:
+                # Keep memory bounded: drop the line now, answer when its LF comes.
+                self._skip_line = True
+                self._skip_verb = _verb_of(self._buf.peek(20))
+                self._buf.clear()
+            self._need_data()
+            return None
+        verb = _verb_of(raw)
+        if self._skip_line:
+            self._skip_line = False
+            self._protocol_error(self._skip_verb, too_long)
+            return None
+        if len(raw) > limit:
+            self._protocol_error(verb, too_long)
+            return None
+        if not raw.endswith(b"\r\n"):
+            self._protocol_error(verb, BARE_NEWLINE)
+            return None
+        try:
+            text = raw[:-2].decode("utf-8")
+        except UnicodeDecodeError:
+            self._protocol_error(verb, BAD_BYTES)
+            return None
+        if _CONTROL.search(text):
+            # A bare CR inside the line, NUL, or another control byte.
+            self._protocol_error(verb, BARE_NEWLINE if "\r" in text else BAD_BYTES)
+            return None
+        return text
 
     # ---------------------------------------------------------------- replies
 

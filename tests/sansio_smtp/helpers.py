@@ -19,9 +19,11 @@ from sansio_smtp import (
     MailFrom,
     MessageData,
     MessageEnd,
+    MessageRejected,
     RcptTo,
     ServerConfig,
     ServerConnection,
+    State,
     Verify,
 )
 
@@ -86,6 +88,10 @@ class Session:
         self.events += new
         return new
 
+    def state(self) -> State:
+        """The connection's state (a call, so type checkers do not narrow it)."""
+        return self.conn.state
+
     def replies(self) -> list[str]:
         """The reply lines sent so far (after the greeting), as text."""
         return bytes(self.output).decode("utf-8").split("\r\n")[1:-1]
@@ -96,10 +102,18 @@ class Session:
 
 
 def merge_data(events: Iterable[Event]) -> list[Event]:
-    """Merge adjacent MessageData events, so different byte splits compare equal."""
+    """Merge adjacent MessageData events, so different byte splits compare equal.
+
+    Content before a MessageRejected is dropped (the application discards it, and
+    how much of it was handed out depends on the split).
+    """
     out: list[Event] = []
     for event in events:
-        if isinstance(event, MessageData) and out and isinstance(out[-1], MessageData):
+        if isinstance(event, MessageRejected):
+            while out and isinstance(out[-1], MessageData):
+                out.pop()
+            out.append(event)
+        elif isinstance(event, MessageData) and out and isinstance(out[-1], MessageData):
             out[-1] = MessageData(data=out[-1].data + event.data)
         else:
             out.append(event)

@@ -1,0 +1,233 @@
+"""DataReader and BdatReader: unstuffing, the end marker, limits, bare newline policy."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sansio_smtp import (
+    BARE_NEWLINE_REPLY,
+    LINE_TOO_LONG_REPLY,
+    TOO_BIG_REPLY,
+    BdatReader,
+    DataReader,
+    ReceiveBuffer,
+    Reply,
+)
+
+Policy = Literal["reject", "normalize"]
+
+
+def read_all(
+    chunks: list[bytes],
+    *,
+    max_text_line: int = 1000,
+    max_size: int | None = None,
+    policy: Policy = "reject",
+) -> tuple[bytes, bool, Reply | None, bytes]:
+    """Feed chunks to a DataReader; return content, done, error and the bytes left."""
+    reader = DataReader(max_text_line=max_text_line, max_size=max_size, bare_newlines=policy)
+    buf = ReceiveBuffer()
+    out = b""
+    for chunk in chunks:
+        buf.append(chunk)
+        for _ in range(len(chunk) + 2):
+            piece = reader.read(buf)
+            out += piece
+            if not piece:
+                break
+    return out, reader.done, reader.error, buf.extract_all()
+
+
+def same(
+    a: tuple[bytes, bool, Reply | None, bytes], b: tuple[bytes, bool, Reply | None, bytes]
+) -> bool:
+    """Equal results; content only counts when the message was not refused.
+
+    Content handed out before a refusal is discarded by the application, and how
+    much of it there is depends on where the bytes were split.
+    """
+    return a[1:] == b[1:] and (a[2] is not None or a[0] == b[0])
+
+
+def three_ways(data: bytes, **kw: object) -> tuple[bytes, bool, Reply | None, bytes]:
+    """Whole, byte by byte and with trailing data give the same result."""
+    whole = read_all([data], **kw)  # type: ignore[arg-type]
+    assert same(read_all([data[i : i + 1] for i in range(len(data))], **kw), whole)  # type: ignore[arg-type]
+    out, done, error, rest = read_all([data + b"TRAILING\r\n"], **kw)  # type: ignore[arg-type]
+    if whole[1]:
+        assert same((out, done, error, rest), (*whole[:3], whole[3] + b"TRAILING\r\n"))
+    return whole
+
+
+@pytest.mark.parametrize(
+    ("data", "content", "rest"),
+    [
+        (b".\r\n", b"", b""),
+        (b"a\r\n.\r\n", b"a\r\n", b""),
+        (b"..\r\n.\r\n", b".\r\n", b""),
+        (b"a\r\n..b\r\n...\r\n.\r\nQUIT\r\n", b"a\r\n.b\r\n..\r\n", b"QUIT\r\n"),
+        (b"a.\r\n.x\r\n.\r\n", b"a.\r\n.x\r\n", b""),
+        (b"\r\n\r\n.\r\n", b"\r\n\r\n", b""),
+    ],
+)
+def test_unstuffing_and_end(data: bytes, content: bytes, rest: bytes) -> None:
+    """Dots are unstuffed, the end marker is found, later bytes stay in the buffer."""
+    assert three_ways(data) == (content, True, None, rest)
+
+
+@pytest.mark.parametrize(
+    "fake_end",
+    [
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r.\r",
+        b"\r\n.\r",
+        b"\r\n.\n",
+        b"\r.\r\n",
+        b"\r\n\x00.\r\n",
+        b"\r.\n",
+        b"\n.\r",
+        b"\r\n .\r\n",
+        b"\r\n.\x00\r\n",
+        b"\n..\n",
+    ],
+)
+@pytest.mark.parametrize("policy", ["reject", "normalize"])
+def test_fake_end_markers_never_end_the_message(fake_end: bytes, policy: Policy) -> None:
+    """No end-of-data look-alike ends the message; only CRLF.CRLF does."""
+    data = b"a" + fake_end + b"MAIL FROM:<x@y>\r\n.\r\n"
+    out, done, error, rest = three_ways(data, policy=policy)
+    assert done
+    assert rest == b""
+    if policy == "normalize":
+        assert error is None
+        assert b"MAIL FROM:<x@y>\r\n" in out
+    elif b"\r" in fake_end.replace(b"\r\n", b"") or b"\n" in fake_end.replace(b"\r\n", b""):
+        assert error == BARE_NEWLINE_REPLY
+
+
+def test_normalize_turns_bare_newlines_into_crlf() -> None:
+    """normalize: bare LF, bare CR and CR at a chunk edge become CRLF."""
+    assert read_all([b"a\nb\rc\r", b"\nd\r\n.\r\n"], policy="normalize") == (
+        b"a\r\nb\r\nc\r\nd\r\n",
+        True,
+        None,
+        b"",
+    )
+
+
+def test_line_too_long_refuses_after_end() -> None:
+    """A line over max_text_line sets the error; reading continues to the end marker."""
+    ok = b"x" * 98 + b"\r\n"
+    long = b"x" * 99 + b"\r\n"
+    assert three_ways(ok + b".\r\n", max_text_line=100)[2] is None
+    assert three_ways(long + b".\r\nNEXT", max_text_line=100)[1:] == (
+        True,
+        LINE_TOO_LONG_REPLY,
+        b"NEXT",
+    )
+    # A long unfinished line across many chunks is noticed too.
+    chunks = [b"y" * 60] * 5 + [b"\r\n.\r\n"]
+    assert read_all(chunks, max_text_line=100)[2] == LINE_TOO_LONG_REPLY
+
+
+def test_size_limit_counts_content() -> None:
+    """Content over max_size sets 552 5.3.4 and returns nothing more."""
+    assert read_all([b"12345\r\n.\r\n"], max_size=7)[2] is None
+    out, done, error, _ = read_all([b"12345\r\n", b"678\r\n.\r\n"], max_size=7)
+    assert (out, done, error) == (b"12345", True, TOO_BIG_REPLY)
+
+
+def test_read_after_done_returns_nothing() -> None:
+    """Once done, the reader consumes nothing more."""
+    reader = DataReader(max_text_line=1000, max_size=None, bare_newlines="reject")
+    buf = ReceiveBuffer()
+    buf.append(b".\r\nQUIT\r\n")
+    assert reader.read(buf) == b""
+    assert reader.done
+    assert reader.read(buf) == b""
+    assert buf.extract_all() == b"QUIT\r\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(
+        st.binary(max_size=20).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+        max_size=20,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=500), max_size=8),
+)
+def test_roundtrip_stuffed_content_any_split(lines: list[bytes], cuts: list[int]) -> None:
+    """Dot-stuffed clean content comes back exactly, however the bytes are split."""
+    content = b"".join(line + b"\r\n" for line in lines)
+    wire = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    wire += b".\r\n"
+    points = sorted({min(c, len(wire)) for c in cuts})
+    chunks = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+    assert read_all(chunks) == (content, True, None, b"")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_same_result_any_split(data: bytes) -> None:
+    """Any byte string gives the same result whole and byte by byte, for both policies."""
+    policies: tuple[Policy, ...] = ("reject", "normalize")
+    for policy in policies:
+        whole = read_all([data], policy=policy, max_text_line=64)
+        split = read_all(
+            [data[i : i + 1] for i in range(len(data))], policy=policy, max_text_line=64
+        )
+        assert same(split, whole)
+        if whole[1]:
+            assert b"\r\n.\r\n" in b"\r\n" + data
+
+
+def bdat_all(
+    chunks: list[tuple[int, bool]],
+    data: bytes,
+    *,
+    binary: bool = False,
+    max_size: int | None = None,
+) -> tuple[bytes, Reply | None, bytes]:
+    """Feed BDAT chunks (size, last) with the data stream; return content, error, rest."""
+    reader = BdatReader(max_size=max_size, bare_newlines="reject", binary=binary)
+    buf = ReceiveBuffer()
+    buf.append(data)
+    out = b""
+    for size, last in chunks:
+        reader.start_chunk(size, last=last)
+        for _ in range(size + 2):
+            out += reader.read(buf)
+            if reader.chunk_done:
+                break
+    return out, reader.error, buf.extract_all()
+
+
+def test_bdat_exact_counts() -> None:
+    """BDAT takes exactly the announced bytes; the rest stays for the next command."""
+    assert bdat_all([(3, False), (2, True)], b"ab\r\nxQUIT") == (b"ab\r\nx", None, b"QUIT")
+
+
+def test_bdat_cr_at_chunk_edge() -> None:
+    """A CR ending a chunk is held until the next chunk shows whether LF follows."""
+    assert bdat_all([(3, False), (2, True)], b"ab\r\nx") == (b"ab\r\nx", None, b"")
+    assert bdat_all([(3, False), (1, True)], b"ab\rx")[1] == BARE_NEWLINE_REPLY
+    assert bdat_all([(3, True)], b"ab\r")[1] == BARE_NEWLINE_REPLY
+
+
+def test_bdat_binary_passes_everything() -> None:
+    """With BODY=BINARYMIME content is delivered byte for byte."""
+    assert bdat_all([(4, True)], b"\r\n\n\r", binary=True) == (b"\r\n\n\r", None, b"")
+
+
+def test_bdat_size_limit() -> None:
+    """A chunk that would exceed max_size is consumed but refused."""
+    assert bdat_all([(4, False), (4, True)], b"abcdefgh", max_size=6) == (
+        b"abcd",
+        TOO_BIG_REPLY,
+        b"",
+    )
