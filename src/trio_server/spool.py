@@ -299,10 +299,10 @@ class Spool:
         their messages to ``corrupt/``.
 
         Raises:
-            SpoolError: ``root`` exists and is not a directory.
+            OSError: ``root`` is not a directory (NotADirectoryError) or cannot be written.
         """
         if root.exists() and not root.is_dir():
-            raise SpoolError(f"{root}: not a directory")
+            raise NotADirectoryError(f"spool_dir {root}: not a directory")
         for name in ("tmp", "queue", "corrupt"):
             (root / name).mkdir(parents=True, exist_ok=True)
         spool = cls(root, clock=clock)

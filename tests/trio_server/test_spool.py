@@ -164,7 +164,7 @@ def test_open_refuses_a_file(tmp_path: Path) -> None:
     """A spool_dir that is a file is a clear error."""
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(SpoolError, match="not a directory"):
+    with pytest.raises(NotADirectoryError, match="not a directory"):
         Spool.open(target)
 
 
