@@ -153,6 +153,7 @@ class LocalSettings:
     mailboxes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # user name -> password hash made by ``sansio-smtpd hash-password``.
     passwords: Mapping[str, str] = field(default_factory=dict)
+    _index: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def is_local_domain(self, domain: str) -> bool:
         """Whether ``domain`` is one of ours (case-insensitive, trailing dot ignored)."""
@@ -160,11 +161,12 @@ class LocalSettings:
 
     def mailbox_for(self, local_part: str) -> str | None:
         """The mailbox a local part is delivered into, or None (case-insensitive)."""
-        wanted = local_part.lower()
-        for name, local_parts in self.mailboxes.items():
-            if any(part.lower() == wanted for part in local_parts):
-                return name
-        return None
+        return self._index.get(local_part.lower())
+
+    def __post_init__(self) -> None:
+        # One dict lookup per RCPT, however many mailboxes there are.
+        index = {part.lower(): name for name, parts in self.mailboxes.items() for part in parts}
+        object.__setattr__(self, "_index", index)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -177,12 +177,18 @@ class SMTPConnection:
             await self._final(self._closing_reply(*_SHUTDOWN), "shutdown")
         except (_Gone, trio.BrokenResourceError, trio.ClosedResourceError):
             self.log.event("lost")
+        except trio.Cancelled:
+            if self._shutdown_requested:
+                # The server's shutdown deadline passed with this session still busy.
+                with trio.CancelScope(shield=True):
+                    await self._final(self._closing_reply(*_SHUTDOWN), "shutdown", seconds=1.0)
+            raise
         except Exception as error:  # one bad session must not take the server down
             self.log.error(f"{type(error).__name__}: {error}")
             await self._emergency_reply()
         finally:
-            await self._end_transaction()
             with trio.CancelScope(shield=True):
+                await self._end_transaction()
                 await trio.aclose_forcefully(self.stream)
             self.log.event("disconnect")
 
@@ -275,11 +281,13 @@ class SMTPConnection:
             )
         return data
 
-    async def _final(self, reply: Reply, what: str) -> None:
+    async def _final(
+        self, reply: Reply, what: str, *, seconds: float = _FINAL_FLUSH_SECONDS
+    ) -> None:
         """Send ``reply`` as the session's last words and log why."""
         self.log.event(what, reply=_show(reply))
         self.engine.send(Shutdown(reply=reply))
-        await self._send_quietly(self.engine.data_to_send())
+        await self._send_quietly(self.engine.data_to_send(), seconds=seconds)
 
     def _closing_reply(self, status: str, text: str) -> Reply:
         """A 421 that shows its enhanced status whether or not EHLO came first.
@@ -298,9 +306,9 @@ class SMTPConnection:
         reply = Reply(code=421, status="4.3.0", lines=("Internal error, closing connection",))
         await self._send_quietly(reply.to_bytes(enhanced=True))
 
-    async def _send_quietly(self, data: bytes) -> None:
+    async def _send_quietly(self, data: bytes, *, seconds: float = _FINAL_FLUSH_SECONDS) -> None:
         """Best effort: the session is ending whether or not these bytes get out."""
-        with trio.move_on_after(_FINAL_FLUSH_SECONDS):
+        with trio.move_on_after(seconds):
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.stream.send_all(data)
 

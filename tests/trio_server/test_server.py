@@ -15,7 +15,9 @@ import pytest
 import trio
 import trio.testing
 
-from .conftest import PASSWORD, log_lines, messages, raw_messages, start, write_config
+from sansio_smtp import ReplyParser
+
+from .conftest import PASSWORD, MemoryClient, log_lines, messages, raw_messages, start, write_config
 
 BODY = "Subject: hello\r\nFrom: s@remote.test\r\n\r\nHi there.\r\n"
 
@@ -297,3 +299,27 @@ async def test_graceful_shutdown_over_tcp(
         await stream.aclose()
     with pytest.raises(OSError, match=r"refused|connect"):
         await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_shutdown_deadline_cuts_stragglers(tmp_path: Path) -> None:
+    """A transaction still open after shutdown_timeout gets 421 4.3.2; serve() returns."""
+    config = write_config(tmp_path, server={"shutdown_timeout": 0.2})
+    from trio_server.server import SMTPServer
+
+    server = SMTPServer(config)
+    server.prepare()
+    async with trio.open_nursery() as nursery:
+        bound = await nursery.start(server.serve)
+        stream = await trio.open_tcp_stream("127.0.0.1", bound[0][1])
+        client = MemoryClient(stream=stream, parser=ReplyParser())
+        assert (await client.reply()).code == 220
+        await client.command("EHLO client.test")
+        await client.command("MAIL FROM:<s@remote.test>")
+        start = trio.current_time()
+        server.begin_shutdown()
+        reply = await client.reply()
+        assert (reply.code, reply.status) == (421, "4.3.2")
+        assert trio.current_time() - start >= 0.2
+        assert await client.closed()
+        await stream.aclose()
+    assert server.connections == set()
