@@ -8,7 +8,7 @@ this module does the I/O and the policy the engine leaves to the application:
   waits for replies never deadlocks against us.
 - **Deadlines** (Postfix's per-request deadlines). Waiting for a command:
   ``command_timeout``. Reading DATA/BDAT content: the deadline starts at
-  ``command_timeout`` and each received byte pushes it ``1/min_data_rate`` seconds
+  ``command_timeout`` and each content byte received pushes it ``1/min_data_rate`` seconds
   further (Postfix ``smtpd_min_data_rate``), never more than ``data_timeout`` ahead of
   now. Expiry answers 421 4.4.2 and closes.
 - **STARTTLS** (RFC 3207 §4.2): after the engine's 220 is flushed, the *raw* stream is
@@ -141,6 +141,7 @@ class SMTPConnection:
         self._shutdown_requested = False
         self._read_scope: trio.CancelScope | None = None
         self._data_deadline: float | None = None
+        self._early_credit = 0.0  # content seen before the data-phase deadline was set
 
     # ------------------------------------------------------------------ control
 
@@ -256,10 +257,13 @@ class SMTPConnection:
         now = trio.current_time()
         if self.engine.state in _DATA_STATES:
             if self._data_deadline is None:
-                self._data_deadline = now + self._settings.command_timeout
+                # Content that came in the same read as DATA/BDAT counts as progress.
+                credit = min(self._early_credit, self._settings.data_timeout)
+                self._data_deadline = now + self._settings.command_timeout + credit
             deadline = self._data_deadline
         else:
             self._data_deadline = None
+            self._early_credit = 0.0
             deadline = now + self._settings.command_timeout
         with trio.CancelScope(deadline=deadline) as scope:
             self._read_scope = scope
@@ -273,12 +277,6 @@ class SMTPConnection:
             if self._shutdown_requested and self.transaction is None:
                 raise _ShutdownNow
             raise _Timeout
-        if self._data_deadline is not None:
-            # Minimum data rate: progress buys time, up to data_timeout ahead.
-            self._data_deadline = min(
-                self._data_deadline + len(data) / self._settings.min_data_rate,
-                trio.current_time() + self._settings.data_timeout,
-            )
         return data
 
     async def _final(
@@ -373,9 +371,21 @@ class SMTPConnection:
     async def _message_data(self, data: bytes) -> None:
         if self.transaction is None:  # pragma: no cover - the engine sends data only in one
             return
+        self._progress(len(data))
         if self.transaction.spool is None:
             self.transaction.spool = self._new_spool(self.transaction)
         await self.transaction.spool.write(data)
+
+    def _progress(self, size: int) -> None:
+        """Minimum data rate: content received buys time, up to data_timeout ahead."""
+        credit = size / self._settings.min_data_rate
+        if self._data_deadline is None:
+            self._early_credit += credit
+        else:
+            self._data_deadline = min(
+                self._data_deadline + credit,
+                trio.current_time() + self._settings.data_timeout,
+            )
 
     def _new_spool(self, transaction: _Transaction) -> Spool:
         return Spool(self._settings.spool_dir, binary=transaction.binary)

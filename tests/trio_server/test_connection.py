@@ -366,3 +366,54 @@ async def test_plaintext_after_starttls_220_breaks_the_handshake(
     lines = log_lines(server_log)
     assert any("tls-failed" in line for line in lines)
     assert not any(" mail " in line for line in lines)
+
+
+async def test_bdat_chunks_are_delivered(tmp_path: Path, nursery: trio.Nursery) -> None:
+    """CHUNKING (RFC 3030): BDAT chunks are spooled and delivered like DATA."""
+    server, config = make_server(tmp_path)
+    client = await connect_memory(nursery, server)
+    await open_transaction(client)
+    first, last = b"Subject: b\r\n", b"\r\nchunk\r\n"
+    await client.send(b"BDAT %d\r\n%s" % (len(first), first))
+    assert (await client.reply()).code == 250
+    await client.send(b"BDAT %d LAST\r\n%s" % (len(last), last))
+    reply = await client.reply()
+    assert reply.code == 250
+    assert "queued as" in reply.text
+    (message,) = messages(config, "alice")
+    assert message["Subject"] == "b"
+    assert message.get_content() == "chunk\n"
+
+
+async def test_bdat_deadline_extends_with_progress(
+    tmp_path: Path, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A BDAT chunk arriving slowly but steadily is not cut off by command_timeout."""
+    server, config = make_server(tmp_path, command_timeout=10, min_data_rate=100)
+    client = await connect_memory(nursery, server)
+    await open_transaction(client)
+    await client.send(b"BDAT 10002 LAST\r\n" + b"x" * 2000)
+    for _ in range(4):
+        await trio.sleep(12)
+        await client.send(b"x" * 2000)
+    await client.send(b"\r\n")
+    assert (await client.reply()).code == 250
+    assert len(messages(config, "alice")) == 1
+
+
+async def test_smtputf8_transaction_is_traced_as_utf8smtp(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """MAIL ... SMTPUTF8 makes the Received: 'with' word UTF8SMTP (RFC 6531 §3.7.3)."""
+    server, config = make_server(tmp_path)
+    client = await connect_memory(nursery, server)
+    assert (await client.reply()).code == 220
+    await client.command("EHLO c.test")
+    assert (await client.command("MAIL FROM:<sénder@remote.test> SMTPUTF8")).code == 250
+    assert (await client.command("RCPT TO:<bob@example.test>")).code == 250
+    assert (await client.command("DATA")).code == 354
+    await client.send("Subject: ünï\r\n\r\nbody\r\n.\r\n".encode())
+    assert (await client.reply()).code == 250
+    (message,) = messages(config, "bob")
+    assert " with UTF8SMTP id " in " ".join(message["Received"].split())
+    assert message["Return-Path"] == "<sénder@remote.test>"
