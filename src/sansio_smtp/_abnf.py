@@ -63,7 +63,8 @@ __all__ = [
 #           "=" / "?" / "^" / "_" / "`" / "{" / "|" / "}" / "~"
 #   atext =/ UTF8-non-ascii                                   ; RFC 6531 §3.3
 _ATEXT = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~"
-_UTF8_NON_ASCII = r"\u0080-\U0010ffff"
+# UTF8-non-ascii (RFC 6532 §3.1) is UTF-8 of scalar values: surrogates are not characters.
+_UTF8_NON_ASCII = r"\u0080-\ud7ff\ue000-\U0010ffff"
 
 # --- RFC 5321 §4.1.2 ------------------------------------------------------------------
 #   Atom       = 1*atext

@@ -451,7 +451,7 @@ class ClientConnection:
             line = f"MAIL FROM:<{sender}>" + (f" {params}" if params else "")
             self._transaction_utf8 = command.params.smtputf8
         elif isinstance(command, Rcpt):
-            params = format_rcpt_params(command.params)
+            params = format_rcpt_params(command.params, utf8=self._transaction_utf8)
             line = f"RCPT TO:<{command.recipient}>" + (f" {params}" if params else "")
         elif isinstance(command, Data):
             line = "DATA"

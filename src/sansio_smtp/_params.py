@@ -38,6 +38,7 @@ __all__ = [
     "format_rcpt_params",
     "parse_mail_params",
     "parse_rcpt_params",
+    "utf8_addr_unitext_encode",
     "utf8_addr_xtext_decode",
     "utf8_addr_xtext_encode",
     "xtext_decode",
@@ -575,12 +576,30 @@ def format_mail_params(params: MailParams) -> str:
     return " ".join(out)
 
 
-def format_rcpt_params(params: RcptParams) -> str:
+def utf8_addr_unitext_encode(text: str) -> str:
+    """Encode an address as utf-8-addr-unitext (RFC 6533 §3), for SMTPUTF8 sessions.
+
+    Non-ASCII characters stand for themselves (QUCHAR); only ASCII characters that are
+    not QCHARs become ``\\x{HEX}``. Never longer than any unitext that decodes to it.
+    """
+    return "".join(
+        ch if ch in _QCHAR_SAFE or ord(ch) > 0x7F else f"\\x{{{ord(ch):02X}}}" for ch in text
+    )
+
+
+def format_rcpt_params(params: RcptParams, *, utf8: bool = False) -> str:
     """Render RCPT parameters as ``esmtp-param *(SP esmtp-param)``, or ``""``.
 
     NOTIFY keywords go in a fixed order; an ORCPT of type ``utf-8`` (any case) is
-    written as utf-8-addr-xtext (RFC 6533 §3, safe with or without SMTPUTF8), any
-    other type as xtext.
+    written as utf-8-addr-xtext (RFC 6533 §3, safe with or without SMTPUTF8), or as
+    utf-8-addr-unitext when ``utf8`` says the transaction is SMTPUTF8: the xtext form
+    grows each non-ASCII character to up to ten, and could outgrow the 500-character
+    ORCPT limit (RFC 3461 §4.2) that the unitext it came from fitted. Any other type
+    is written as xtext.
+
+    Args:
+        params: The parameters.
+        utf8: The transaction is SMTPUTF8 (RFC 6531), so unitext may be sent.
     """
     out: list[str] = []
     if params.notify is not None:
@@ -588,7 +607,8 @@ def format_rcpt_params(params: RcptParams) -> str:
     if params.orcpt is not None:
         orcpt = params.orcpt
         if orcpt.addr_type.lower() == "utf-8":
-            encoded = utf8_addr_xtext_encode(orcpt.address)
+            encode = utf8_addr_unitext_encode if utf8 else utf8_addr_xtext_encode
+            encoded = encode(orcpt.address)
         else:
             encoded = xtext_encode(orcpt.address)
         out.append(f"ORCPT={orcpt.addr_type};{encoded}")

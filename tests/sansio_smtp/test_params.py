@@ -20,6 +20,7 @@ from sansio_smtp._params import (
     format_rcpt_params,
     parse_mail_params,
     parse_rcpt_params,
+    utf8_addr_unitext_encode,
     utf8_addr_xtext_decode,
     utf8_addr_xtext_encode,
     xtext_decode,
@@ -381,6 +382,30 @@ def test_rcpt_params_round_trip(
     assert text.isascii()
     assert parse_rcpt_params(text, dsn=True, max_orcpt_length=10_000) == params
     assert parse_rcpt_params(text, dsn=True, utf8=True, max_orcpt_length=10_000) == params
+
+
+@settings(max_examples=200)
+@given(notify=_notify, orcpt=_orcpt)
+def test_rcpt_params_round_trip_as_unitext(
+    notify: frozenset[Notify] | None, orcpt: OriginalRecipient | None
+) -> None:
+    """In an SMTPUTF8 transaction the unitext form round-trips and is never longer."""
+    params = RcptParams(notify=notify, orcpt=orcpt)
+    text = format_rcpt_params(params, utf8=True)
+    assert parse_rcpt_params(text, dsn=True, utf8=True, max_orcpt_length=10_000) == params
+    assert len(text) <= len(format_rcpt_params(params))
+
+
+def test_unitext_keeps_non_ascii_and_escapes_ascii_specials() -> None:
+    """utf8_addr_unitext_encode leaves UTF-8 as is and escapes only +, = and backslash."""
+    assert utf8_addr_unitext_encode("jö+p=\\@ü.example") == "jö\\x{2B}p\\x{3D}\\x{5C}@ü.example"
+    assert utf8_addr_xtext_decode(utf8_addr_unitext_encode("jö+p"), unitext=True) == "jö+p"
+
+
+def test_lone_surrogates_are_not_utf8_text() -> None:
+    """The UTF-8 grammar classes refuse lone surrogates (RFC 6532 §3.1 UTF8-non-ascii)."""
+    with pytest.raises(ValueError, match="utf-8-addr"):
+        utf8_addr_xtext_decode("52\udcab", unitext=True)
 
 
 def test_format_examples() -> None:
