@@ -1,0 +1,46 @@
+"""ReceiveBuffer: line extraction without rescanning, and the other cuts."""
+
+from __future__ import annotations
+
+from sansio_smtp import ReceiveBuffer
+
+
+def test_extract_line_waits_for_lf() -> None:
+    """A line is returned only once its LF arrived, LF included."""
+    buf = ReceiveBuffer()
+    buf.append(b"EHLO")
+    assert buf.extract_line() is None
+    buf.append(b" x\r\nNOOP")
+    assert buf.extract_line() == b"EHLO x\r\n"
+    assert buf.extract_line() is None
+    assert len(buf) == 4
+    assert buf
+
+
+def test_search_resumes_where_it_stopped() -> None:
+    """Bytes already searched are not searched again (the offset moves forward)."""
+    buf = ReceiveBuffer()
+    for _ in range(1000):
+        buf.append(b"x")
+        assert buf.extract_line() is None
+    assert buf._searched == 1000
+    buf.append(b"\n")
+    assert buf.extract_line() == b"x" * 1000 + b"\n"
+    assert buf._searched == 0
+    assert not buf
+
+
+def test_other_cuts() -> None:
+    """push_front, peek, extract_at_most, discard_at_most, extract_all and clear."""
+    buf = ReceiveBuffer()
+    buf.append(b"abcdef")
+    assert buf.peek(2) == b"ab"
+    assert buf.extract_at_most(2) == b"ab"
+    assert buf.discard_at_most(10) == 4
+    buf.push_front(b"")
+    buf.push_front(b"xy")
+    buf.append(b"z")
+    assert buf.extract_all() == b"xyz"
+    buf.append(b"q")
+    buf.clear()
+    assert len(buf) == 0
