@@ -704,14 +704,12 @@ class MessageSource(Protocol):
 
 
 def minger_lookup(
-    route: ForwardRoute,
-    *,
-    timeout: float = minger_client.DEFAULT_TIMEOUT,
-    retries: int = minger_client.DEFAULT_RETRIES,
+    route: ForwardRoute, *, retries: int = minger_client.DEFAULT_RETRIES
 ) -> MingerLookup:
-    """The Minger lookup for a route: its server and secret; a timeout is "no answer"."""
+    """The Minger lookup for a route: its server, secret and timeout; silence is None."""
     assert route.minger_server is not None
     server = (route.minger_server.host, route.minger_server.port)
+    timeout = route.minger_timeout
 
     async def lookup(address: str) -> int | None:
         try:

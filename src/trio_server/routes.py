@@ -12,6 +12,7 @@ verify = "minger"                      # or "none"
 minger_server = "127.0.0.1:4069"
 minger_secret = "..."
 minger_cache_seconds = 3600
+minger_timeout = 5                     # seconds, then 451 4.4.3
 
 [relay]
 smarthost = "127.0.0.1:2527"           # other domains, for local or authenticated senders
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_DELAY_NOTICE_AFTER",
     "DEFAULT_MAX_AGE",
     "DEFAULT_MINGER_CACHE_SECONDS",
+    "DEFAULT_MINGER_TIMEOUT",
     "DEFAULT_RETRY_SCHEDULE",
     "ForwardRoute",
     "HostPort",
@@ -61,6 +63,8 @@ DEFAULT_DELAY_NOTICE_AFTER = 14_400
 """Four hours, Postfix ``delay_warning_time`` as commonly set."""
 DEFAULT_MINGER_CACHE_SECONDS = 3600
 """How long a Minger answer is trusted (one hour, as in the issue's example)."""
+DEFAULT_MINGER_TIMEOUT = 5.0
+"""Seconds to wait for a Minger answer, retries included (Halon's default)."""
 
 
 class RouteConfigError(ValueError):
@@ -152,6 +156,7 @@ class ForwardRoute:
         minger_server: the next hop's Minger address (verify = "minger").
         minger_secret: the shared secret for Minger digests; None sends anonymous queries.
         minger_cache_seconds: how long an answer is trusted.
+        minger_timeout: seconds to wait for an answer before answering 451 4.4.3.
     """
 
     addresses: str
@@ -160,6 +165,7 @@ class ForwardRoute:
     minger_server: HostPort | None = None
     minger_secret: str | None = None
     minger_cache_seconds: int = DEFAULT_MINGER_CACHE_SECONDS
+    minger_timeout: float = DEFAULT_MINGER_TIMEOUT
 
     def matches(self, address: str) -> bool:
         """Say whether this route takes ``address``."""
@@ -271,6 +277,7 @@ def parse_forward_tables(value: object, *, key: str = "forward") -> tuple[Forwar
                 "minger_server",
                 "minger_secret",
                 "minger_cache_seconds",
+                "minger_timeout",
             },
             where,
         )
@@ -289,6 +296,14 @@ def parse_forward_tables(value: object, *, key: str = "forward") -> tuple[Forwar
             table.get("minger_cache_seconds", DEFAULT_MINGER_CACHE_SECONDS),
             f"{where}.minger_cache_seconds",
         )
+        timeout = table.get("minger_timeout", DEFAULT_MINGER_TIMEOUT)
+        # bool is an int in Python; TOML true is not a number of seconds.
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 60
+        ):
+            raise RouteConfigError(f"{where}.minger_timeout", "a number of seconds, 0 to 60")
         minger_server = None
         secret: str | None = None
         if verify == "minger":
@@ -316,6 +331,7 @@ def parse_forward_tables(value: object, *, key: str = "forward") -> tuple[Forwar
                 minger_server=minger_server,
                 minger_secret=secret,
                 minger_cache_seconds=cache,
+                minger_timeout=float(timeout),
             )
         )
     return tuple(routes)

@@ -130,6 +130,7 @@ def test_parse_forward_full() -> None:
                 "minger_server": "127.0.0.1:4070",
                 "minger_secret": "s3cret-s3cret-s3cret",
                 "minger_cache_seconds": 60,
+                "minger_timeout": 0.5,
             },
             {"addresses": "*@other.test", "server": "127.0.0.1:2528"},
         ]
@@ -138,6 +139,8 @@ def test_parse_forward_full() -> None:
     assert routes[0].minger_server == HostPort(host="127.0.0.1", port=4070)
     assert routes[0].minger_secret == "s3cret-s3cret-s3cret"
     assert routes[0].minger_cache_seconds == 60
+    assert routes[0].minger_timeout == 0.5
+    assert routes[1].minger_timeout == 5.0
     assert routes[1].verify == "none"
     assert routes[1].minger_server is None
 
@@ -181,6 +184,11 @@ def test_parse_forward_full() -> None:
             "forward[0].minger_cache_seconds",
         ),
         ([{"addresses": "*@x", "server": "h:1", "sever": "h:1"}], "forward[0].sever"),
+        ([{"addresses": "*@x", "server": "h:1", "minger_timeout": 0}], "forward[0].minger_timeout"),
+        (
+            [{"addresses": "*@x", "server": "h:1", "minger_timeout": "5s"}],
+            "forward[0].minger_timeout",
+        ),
         ([{"addresses": "*@x", "server": "h:1"}, "x"], "forward[1]"),
     ],
 )
