@@ -1,0 +1,114 @@
+# Invariant: any client bytes into ServerConnection, answered by an application that
+# accepts everything, give events or RemoteProtocolError and nothing else; every byte
+# the engine emits is a whole, well-formed reply (enhanced status after EHLO when
+# enabled); feeding the same bytes whole, split at fuzzer-chosen points, or one byte at
+# a time gives the same events and replies (up to the STARTTLS point, where what was
+# already buffered legitimately matters); buffered input stays within the line limits.
+"""Fuzz the SMTP server engine with raw client bytes (RFC 5321 and extensions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fuzz import sessions
+from fuzz._common import run_fuzzer
+from fuzz._smtp import Driver, Observation, config_from_flags, tls_from_flags
+from sansio_smtp._events import CommandRejected, ConnectionClosed, MessageData, MessageEnd, StartTLS
+
+# Input layout: flags (config), split byte (low 4 bits: number of split points, bit 4:
+# also feed one byte at a time), one gap byte per split point, then the client bytes.
+_ONE_BYTE_LIMIT = 256  # longest payload also fed byte by byte (keeps executions fast)
+
+
+def _chunks(payload: bytes, gaps: bytes) -> list[bytes]:
+    chunks: list[bytes] = []
+    pos = 0
+    for gap in gaps:
+        if pos >= len(payload):
+            break
+        chunks.append(payload[pos : pos + gap + 1])
+        pos += gap + 1
+    if pos < len(payload):
+        chunks.append(payload[pos:])
+    return chunks
+
+
+def _run(flags: int, chunks: Iterable[bytes]) -> Driver:
+    driver = Driver(config_from_flags(flags), tls_active=tls_from_flags(flags))
+    for chunk in chunks:
+        driver.feed(chunk)
+    driver.feed(b"")
+    assert driver.closed or driver.failed is not None, "EOF did not end the session"
+    return driver
+
+
+def _tls_cut(transcript: list[Observation]) -> int:
+    """Index of the reply to the first STARTTLS that was accepted or refused as pipelined."""
+    for i, (kind, value) in enumerate(transcript):
+        if kind == "event" and (
+            isinstance(value, StartTLS)
+            or (isinstance(value, ConnectionClosed) and "STARTTLS" in value.reason)
+        ):
+            return i - 1
+    return len(transcript)
+
+
+def _meaning(transcript: list[Observation]) -> list[Observation]:
+    """Drops content the application discards: MessageData of a message that did not end
+    in MessageEnd (refused, reset or cut by EOF). How much of such a message was streamed
+    before the engine saw the problem depends on how the bytes arrived; it is void."""
+    kept: list[Observation] = []
+    for i, (kind, value) in enumerate(transcript):
+        if kind == "event" and isinstance(value, MessageData):
+            later = (v for k, v in transcript[i + 1 :] if k == "event")
+            following = next((v for v in later if not isinstance(v, MessageData)), None)
+            if not isinstance(following, MessageEnd):
+                continue
+        if isinstance(value, CommandRejected) and value.reply.lines == ("Line too long",):
+            # F3 (/work/plan/fuzz-findings.md): the verb logged for an over-long line
+            # depends on chunking; compare without it while F3 is open.
+            value = CommandRejected(command="", reply=value.reply)
+        kept.append((kind, value))
+    return kept
+
+
+def _same(whole: Driver, other: Driver, how: str) -> None:
+    a, b = _meaning(whole.transcript), _meaning(other.transcript)
+    cut = min(_tls_cut(a), _tls_cut(b))
+    if cut == len(a) == len(b):
+        assert a == b, (how, a, b)
+    else:
+        assert a[:cut] == b[:cut], (how, cut, a, b)
+
+
+def test_one_input(data: bytes) -> None:
+    """Runs one fuzz input (see the layout comment above)."""
+    if len(data) < 2:
+        return
+    flags, split = data[0], data[1]
+    count = split & 0x0F
+    gaps, payload = data[2 : 2 + count], data[2 + count :]
+    whole = _run(flags, [payload])
+    if count:
+        _same(whole, _run(flags, _chunks(payload, gaps)), "split")
+    if split & 0x10 and len(payload) <= _ONE_BYTE_LIMIT:
+        _same(whole, _run(flags, [payload[i : i + 1] for i in range(len(payload))]), "bytewise")
+
+
+def seeds() -> Iterable[tuple[str, bytes]]:
+    """Returns the named seeds: every session of fuzz/sessions.py under a few configs."""
+    for name, session in sessions.all_sessions().items():
+        yield name, bytes([0x00, 0x00]) + session
+        # Split at a few points and byte by byte; AUTH in plaintext; STARTTLS offered.
+        yield f"{name}_split", bytes([0x18, 0x13, 4, 20, 250]) + session
+        yield f"{name}_small_normalize", bytes([0x05, 0x02, 9, 60]) + session
+        yield f"{name}_plain_policy", bytes([0xE0, 0x00]) + session
+
+
+def main() -> None:
+    """Starts atheris on this harness."""
+    run_fuzzer(test_one_input, packages=("sansio_smtp",))
+
+
+if __name__ == "__main__":
+    main()
