@@ -269,12 +269,11 @@ class ServerConnection:
                 return self.next_event()
             return PAUSED
         self._step()
+        # A pending decision always comes with its event, so no PAUSED here.
         if self._events:
             return self._events.popleft()
         if self._closed is not None:
             return self._closed
-        if self._pending is not None:
-            return PAUSED
         return NEED_DATA
 
     def _step(self) -> None:

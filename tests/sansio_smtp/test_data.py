@@ -192,9 +192,10 @@ def bdat_all(
     *,
     binary: bool = False,
     max_size: int | None = None,
+    policy: Policy = "reject",
 ) -> tuple[bytes, Reply | None, bytes]:
     """Feed BDAT chunks (size, last) with the data stream; return content, error, rest."""
-    reader = BdatReader(max_size=max_size, bare_newlines="reject", binary=binary)
+    reader = BdatReader(max_size=max_size, bare_newlines=policy, binary=binary)
     buf = ReceiveBuffer()
     buf.append(data)
     out = b""
@@ -231,3 +232,9 @@ def test_bdat_size_limit() -> None:
         TOO_BIG_REPLY,
         b"",
     )
+
+
+def test_bdat_normalize_and_growth_over_limit() -> None:
+    """normalize turns BDAT bare newlines into CRLF; growth past max_size is refused."""
+    assert bdat_all([(4, True)], b"a\nb\r", policy="normalize") == (b"a\r\nb\r\n", None, b"")
+    assert bdat_all([(4, True)], b"\n\n\n\n", policy="normalize", max_size=6)[1] == TOO_BIG_REPLY

@@ -209,6 +209,7 @@ def test_bad_command_lines(line: bytes, reply: str) -> None:
         (b"MAIL FROM:<a@b.test> FOO=1", "555 5.5.4"),
         (b"MAIL FROM:<a@b.test> SIZE=99999999999", "552 5.3.4"),
         (b"DATA x", "503 5.5.1 Need MAIL command"),
+        (b"MAIL FROM:<a@b.test>\r\nRCPT FROM:<c@d.test>", "501 5.5.4 Syntax: RCPT TO:<address>"),
         (b"RSET x", "501 5.5.4 Syntax: RSET"),
         (b"VRFY", "501 5.5.4 Syntax: VRFY address"),
         (b"EXPN list", "502 5.5.1 Command not implemented"),
@@ -221,7 +222,7 @@ def test_command_argument_errors(command: bytes, reply: str) -> None:
     session = Session.start()
     session.feed(b"EHLO c\r\n" + command + b"\r\n")
     assert session.codes()[-1].startswith(reply)
-    assert session.state() is State.READY
+    assert session.state() in (State.READY, State.MAIL)
 
 
 def test_vrfy_default_and_help_and_noop() -> None:
@@ -574,6 +575,16 @@ def test_decision_without_pending_event_is_misuse() -> None:
     session = Session.start()
     with pytest.raises(LocalProtocolError):
         session.conn.send(Accept())
+    assert session.state() is State.ERROR
+
+
+def test_send_refuses_non_decisions() -> None:
+    """send() with something that is not a decision is misuse."""
+    session = Session.start()
+    session.conn.receive_data(b"HELO c\r\n")
+    assert isinstance(session.conn.next_event(), Hello)
+    with pytest.raises(LocalProtocolError):
+        session.conn.send(MessageEnd(size=1))  # type: ignore[arg-type]
     assert session.state() is State.ERROR
 
 
