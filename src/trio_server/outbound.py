@@ -217,7 +217,7 @@ class DeliveryAgent:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver forever: rescan the spool, run due passes, sleep until the next is due."""
         task_status.started()
-        while True:
+        while True:  # runs until the caller's cancel scope ends it
             self._wakeup = trio.Event()
             next_due = await self.run_due()
             delay = max(0.0, next_due - self._now()) if next_due is not None else math.inf
