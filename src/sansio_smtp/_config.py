@@ -51,10 +51,12 @@ class ServerConfig:
             RFC 5321 §4.5.3.1.8 requires; beyond it 452 4.5.3.
         max_message_size: Largest message in bytes, or None for no limit. Default
             10240000 (Postfix message_size_limit); advertised in SIZE; 552 5.3.4.
-        max_buffered_bytes: Incomplete input held while the engine waits for the
-            application (e.g. paused on a decision). Default 65536 (h11 uses 16 KiB for
-            one incomplete event; ours covers a pipelined window). Beyond it the engine
-            closes with 500 5.5.6... see docs/engine.md "Error handling".
+        max_buffered_bytes: Unprocessed input held while the engine waits for the
+            application (a decision, the greeting, the TLS handshake). Default 65536:
+            a generous pipelining window (RFC 2920 §3.1 lets a client send a whole
+            window of commands; h11 holds 16 KiB for one incomplete event). Beyond it
+            the engine answers 421 4.7.0 and closes. Incomplete command lines are
+            bounded separately by the line limits.
         max_bad_commands: Protocol errors (5xx answers the engine gives by itself)
             allowed per session. Default 20 (Postfix smtpd_hard_error_limit); the next
             one gets 421 4.7.0 and the connection closes.

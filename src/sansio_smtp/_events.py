@@ -181,7 +181,10 @@ class AuthCredentials(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verify(Event):
-    """VRFY (RFC 5321 §4.1.1.6), only when ``ServerConfig.vrfy``. Accept -> 252 2.5.2."""
+    """VRFY (RFC 5321 §4.1.1.6), only when ``ServerConfig.vrfy``.
+
+    Accept -> 250 2.1.5 with your text (e.g. the mailbox); Reject e.g. 550 5.1.1.
+    """
 
     argument: str
 

@@ -74,6 +74,8 @@ class Session:
     def pump(self) -> list[Event]:
         """Pull events, deciding as told, until the engine needs data or pauses."""
         new: list[Event] = []
+        if self.events and isinstance(self.events[-1], ConnectionClosed):
+            return new  # ConnectionClosed repeats forever; record it once
         for _ in range(100_000):
             event = self.conn.next_event()
             if event is NEED_DATA or event is PAUSED:
@@ -126,7 +128,8 @@ def run(
     """Feed chunks to a fresh greeted session; return merged events and all output."""
     session = Session.start(cfg, decide)
     for chunk in [data] if isinstance(data, bytes) else data:
-        session.feed(chunk)
+        if chunk:  # b"" would mean EOF
+            session.feed(chunk)
     return merge_data(session.events), bytes(session.output)
 
 

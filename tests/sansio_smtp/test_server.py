@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sansio_smtp import (
     NEED_DATA,
@@ -688,3 +690,46 @@ def test_events_are_frozen() -> None:
 def test_run_helper_accepts_chunks() -> None:
     """The run() helper feeds a list of chunks like a single buffer."""
     assert run([b"HELO c\r\n", b"NOOP\r\n"]) == run(b"HELO c\r\nNOOP\r\n")
+
+
+PIECES = [
+    b"EHLO c.test\r\n",
+    b"HELO c.test\r\n",
+    b"MAIL FROM:<a@b.test>\r\n",
+    b"MAIL FROM:<a@b.test> BODY=BINARYMIME\r\n",
+    b"RCPT TO:<c@d.test>\r\n",
+    b"DATA\r\n",
+    b"BDAT 3\r\n",
+    b"BDAT 2 LAST\r\n",
+    b"RSET\r\n",
+    b"NOOP\r\n",
+    b"VRFY x\r\n",
+    b"STARTTLS\r\n",
+    b"AUTH PLAIN\r\n",
+    b".\r\n",
+    b"\r\n.\r\n",
+    b"..\r\n",
+    b"\n.\n",
+    b"text\r\n",
+    b"*\r\n",
+    b"QUIT\r\n",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=12)), max_size=25),
+    st.sampled_from(["reject", "normalize"]),
+)
+def test_any_input_same_events_whole_or_bytewise(pieces: list[bytes], policy: str) -> None:
+    """Arbitrary input never raises and gives the same events and replies for any split.
+
+    STARTTLS is off: whether bytes sit behind it depends on the split, by design.
+    """
+    cfg = config(
+        auth_mechanisms=("PLAIN", "LOGIN"),
+        auth_require_tls=False,
+        bare_newlines=policy,
+        max_bad_commands=1000,
+    )
+    assert_split_invariant(b"".join(pieces), cfg)
