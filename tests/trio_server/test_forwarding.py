@@ -141,6 +141,15 @@ async def test_smarthost_only_for_trusted_clients(tmp_path: Path) -> None:
     assert [t.recipients[0][0] for t in smarthost.transactions] == ["carol@far.test"]
 
 
+async def test_no_smarthost_refuses_other_domains(tmp_path: Path) -> None:
+    """Without [relay], even a trusted client's recipient at another domain gets 550 5.7.1."""
+    async with _running(_config(tmp_path, forward_port=free_port())) as (port, _):
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            await trio.to_thread.run_sync(_send, port, ["carol@far.test"])
+    code, text = refused.value.recipients["carol@far.test"]
+    assert (code, text.split(b" ")[0]) == (550, b"5.7.1")
+
+
 def _maildir_messages(folder: Path) -> list[Message]:
     new = folder / "mail" / "alice" / "new"
     return [
