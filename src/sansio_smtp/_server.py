@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -402,7 +403,7 @@ class ServerConnection:
         if isinstance(target, Reply):
             self._protocol_error(verb, target)
             return
-        getattr(self, f"_cmd_{verb.lower()}")(arg, target)
+        _HANDLERS[verb](self, arg, target)
 
     def _extension_enabled(self, verb: str) -> bool:
         c = self.config
@@ -831,3 +832,21 @@ class ServerConnection:
         self.authenticated_as = None
         self._transaction = None
         self._state = State.CONNECTED
+
+
+# Verb -> handler, for the verbs _command() dispatches after the table check.
+_HANDLERS: Final[dict[str, Callable[[ServerConnection, str, State], None]]] = {
+    "HELO": ServerConnection._cmd_helo,
+    "EHLO": ServerConnection._cmd_ehlo,
+    "MAIL": ServerConnection._cmd_mail,
+    "RCPT": ServerConnection._cmd_rcpt,
+    "DATA": ServerConnection._cmd_data,
+    "RSET": ServerConnection._cmd_rset,
+    "NOOP": ServerConnection._cmd_noop,
+    "QUIT": ServerConnection._cmd_quit,
+    "VRFY": ServerConnection._cmd_vrfy,
+    "EXPN": ServerConnection._cmd_expn,
+    "HELP": ServerConnection._cmd_help,
+    "STARTTLS": ServerConnection._cmd_starttls,
+    "AUTH": ServerConnection._cmd_auth,
+}
