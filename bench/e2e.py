@@ -92,7 +92,7 @@ PROFILES = (
     Profile("small", 5000, 10240),
     Profile("reuse", 5000, 10240, reuse=True),
     Profile("large", 200, 1048576),
-    Profile("pipelined", 5000, 10240, pipelined=True),
+    Profile("pipelined", 2000, 10240, pipelined=True),
 )
 
 
@@ -128,6 +128,7 @@ class Run:
     mb_per_s: float
     cpu_us_per_msg: float
     peak_rss_kib: int
+    sys_share: float = 0.0
     client_cpu_seconds: float | None = None
 
 
@@ -248,9 +249,10 @@ def _one_run(server: Server, profile: Profile) -> Run:
     if maildir is not None:
         _empty_maildir(maildir)
     procstat.reset_peak_rss(server.pid)
-    cpu0 = procstat.cpu_seconds(server.pid)
+    user0, sys0 = procstat.cpu_split(server.pid)
     seconds, client_cpu = _drive(server, profile)
-    cpu = procstat.cpu_seconds(server.pid) - cpu0
+    user1, sys1 = procstat.cpu_split(server.pid)
+    cpu = (user1 - user0) + (sys1 - sys0)
     peak = procstat.memory_kib(server.pid)["VmHWM"]
     if maildir is not None:
         got = _delivered(maildir)
@@ -263,6 +265,7 @@ def _one_run(server: Server, profile: Profile) -> Run:
         msgs_per_s=profile.messages / seconds,
         mb_per_s=profile.messages * profile.length / seconds / 1e6,
         cpu_us_per_msg=cpu / profile.messages * 1e6,
+        sys_share=(sys1 - sys0) / cpu if cpu > 0 else 0.0,
         peak_rss_kib=peak,
         client_cpu_seconds=client_cpu,
     )
@@ -303,7 +306,7 @@ def profile_server(
             spy = subprocess.Popen(
                 [
                     *(str(py_spy), "record", "--pid", str(server.pid), "--rate", str(rate)),
-                    *("--format", "raw", "--nonblocking", "--output", str(out)),
+                    *("--format", "raw", "--output", str(out)),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -181,7 +181,6 @@ _NOT_NEWLINE = bytes(b for b in range(256) if b not in b"\r\n")
 # Single C-level passes over one 64 KiB chunk: what each check a DATA reader might make
 # costs on its own, to read the DATA path's number against.
 _PASSES: tuple[tuple[str, Callable[[bytes], object]], ...] = (
-    ('pass: find(b"\\r\\n.")', lambda c: c.find(b"\r\n.")),
     ('pass: find(b"\\r\\n.\\r\\n")', lambda c: c.find(b"\r\n.\r\n")),
     ('pass: count(b"\\r\\n")', lambda c: c.count(b"\r\n")),
     ('pass: count(b"\\n")', lambda c: c.count(b"\n")),

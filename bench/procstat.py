@@ -13,18 +13,23 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Spread", "cpu_seconds", "memory_kib", "reset_peak_rss", "spread"]
+__all__ = ["Spread", "cpu_seconds", "cpu_split", "memory_kib", "reset_peak_rss", "spread"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds the process has used so far (all its threads)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds the process has used so far (all its threads)."""
     text = Path(f"/proc/{pid}/stat").read_text()
     # The command name (field 2) is in parentheses and may hold spaces: split after it.
     fields = text[text.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / _TICKS
+    return int(fields[11]) / _TICKS, int(fields[12]) / _TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (all its threads)."""
+    user, system = cpu_split(pid)
+    return user + system
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -103,7 +103,8 @@ def _e2e(data: dict[str, Any]) -> list[str]:
         "",
         "Each server is started by the suite on a free 127.0.0.1 port, warmed up with a tenth",
         "of the load, then measured. Cells: median (min–max). msg/s and MB/s from the",
-        "client's wall time; CPU µs/msg from the server's /proc/<pid>/stat utime+stime delta;",
+        "client's wall time; CPU µs/msg from the server's /proc/<pid>/stat utime+stime delta",
+        "(kernel share: the stime part, mostly loopback TCP work done in the server's name);",
         "peak RSS is the server's VmHWM, reset before each run. Ratios compare medians of",
         "msg/s with aiosmtpd of the same mode and with smtp-sink, from this same run.",
         "",
@@ -118,10 +119,10 @@ def _e2e(data: dict[str, Any]) -> list[str]:
     for p in data["profiles"]:
         lines += [f"### {p['name']}: `{p['command']}`", ""]
         lines.append(
-            "| server | msg/s | MB/s | server CPU µs/msg | peak RSS MiB "
+            "| server | msg/s | MB/s | server CPU µs/msg | kernel share | peak RSS MiB "
             "| × aiosmtpd | × smtp-sink |"
         )
-        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for t in data["targets"]:
             key = t["key"]
             row = next(
@@ -130,7 +131,7 @@ def _e2e(data: dict[str, Any]) -> list[str]:
             if row is None:
                 continue
             if row["error"]:
-                lines.append(f"| {key} | failed: {row['error'][:120]} | | | | | |")
+                lines.append(f"| {key} | failed: {row['error'][:120]} | | | | | | |")
                 continue
             rss = [r["peak_rss_kib"] / 1024 for r in row["runs"]]
             vs_aio = _ratio(outcomes, key, _AIOSMTPD[t["mode"]], p["name"])
@@ -139,6 +140,7 @@ def _e2e(data: dict[str, Any]) -> list[str]:
                 f"| {key} | {_cell(_rates(outcomes, key, p['name'], 'msgs_per_s'))} "
                 f"| {_cell(_rates(outcomes, key, p['name'], 'mb_per_s'), 1)} "
                 f"| {_cell(_rates(outcomes, key, p['name'], 'cpu_us_per_msg'))} "
+                f"| {_fmt(100 * _med(_rates(outcomes, key, p['name'], 'sys_share')))}% "
                 f"| {_cell(rss, 1)} | {_fmt(vs_aio, 2)} | {_fmt(vs_sink, 2)} |"
             )
         lines.append("")
@@ -208,7 +210,7 @@ def _py_spy(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Server profiles (py-spy)",
         "",
-        "One extra run of the profile under `py-spy record --nonblocking --rate 200` (not",
+        "One extra run of the profile under `py-spy record --rate 200` (not",
         "among the measured runs). Self% = samples with the function on top of the stack.",
         "",
     ]

@@ -17,7 +17,13 @@ from bench import e2e, stacks
 __all__ = ["available_targets", "run_e2e"]
 
 # Profiled with py-spy after the measured runs: (target key, profile name).
-_PROFILED = (("ours-discard", "small"), ("ours-discard", "large"), ("ours-maildir", "small"))
+_PROFILED = (
+    ("ours-discard", "small"),
+    ("ours-discard", "reuse"),
+    ("ours-discard", "large"),
+    ("ours-maildir", "small"),
+    ("ours-maildir", "large"),
+)
 
 
 def _ours_discard() -> tuple[e2e.Target | None, str]:
@@ -83,8 +89,7 @@ def run_e2e(*, factor: float, reps: int, only: set[str], py_spy: Path | None) ->
             outcomes.append(e2e.run_target(target, profile, reps).to_json())
     idle: dict[str, float | None] = {}
     for target in found:
-        if target.mode == "discard":
-            idle[target.key] = e2e.idle_connection_cost(target)
+        idle[target.key] = e2e.idle_connection_cost(target)
     spied: dict[str, str] = {}
     if py_spy is not None:
         by_key = {t.key: t for t in found}
