@@ -93,7 +93,6 @@ AUTH_NEEDS_TLS: Final = _r(
 )
 AUTH_CANCELLED: Final = _r(501, "5.7.0", "Authentication cancelled")
 AUTH_LINE_TOO_LONG: Final = _r(500, "5.5.6", "Authentication exchange line is too long")
-AUTH_FAILED: Final = _r(535, "5.7.8", "Authentication credentials invalid")
 TOO_MANY_RECIPIENTS: Final = _r(452, "4.5.3", "Too many recipients")
 BAD_LOCAL_PART: Final = _r(553, "5.1.3", "Local part contains a forbidden character")
 BINARYMIME_NEEDS_BDAT: Final = _r(503, "5.5.1", "BODY=BINARYMIME requires BDAT (RFC 3030)")
