@@ -42,7 +42,7 @@ def server_process(
         stderr=subprocess.PIPE,
     )
     try:
-        yield process, _wait_for_port(process)
+        yield process, wait_for_port(process)
     finally:
         if process.poll() is None:
             process.kill()
@@ -51,22 +51,36 @@ def server_process(
         process.stderr.close()
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], what: bytes = rb"listening on") -> int:
+_SEEN: dict[int, bytes] = {}
+
+
+def wait_for_port(process: subprocess.Popen[bytes], what: bytes = rb"listening on") -> int:
+    """Read the server's log until ``what HOST:PORT`` appears; returns the port.
+
+    Reads the pipe with os.read (unbuffered), so select() never misses a line that a
+    buffered reader already took; lines read so far are kept for the next call.
+    """
     assert process.stderr is not None
+    fd = process.stderr.fileno()
+    pattern = re.compile(what + rb" 127\.0\.0\.1:(\d+)")
     deadline = time.monotonic() + STARTUP_SECONDS
-    seen = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stderr], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen += line
-        match = re.search(what + rb" 127\.0\.0\.1:(\d+)", line)
+    while True:
+        match = pattern.search(_SEEN.get(process.pid, b""))
         if match:
             return int(match.group(1))
-    raise AssertionError(f"server did not start: {seen.decode(errors='replace')}")
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(remaining, 0))
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:
+            seen = _SEEN.get(process.pid, b"").decode(errors="replace")
+            raise AssertionError(f"server did not start: {seen}")
+        _SEEN[process.pid] = _SEEN.get(process.pid, b"") + chunk
+
+
+def whole_log(process: subprocess.Popen[bytes]) -> str:
+    """Everything the (finished) server wrote to stderr."""
+    assert process.stderr is not None
+    return (_SEEN.get(process.pid, b"") + process.stderr.read()).decode(errors="replace")
 
 
 class RawClient:
@@ -157,8 +171,7 @@ def test_sigterm_finishes_transaction_then_exits_0(tmp_path: Path) -> None:
         assert process.wait(timeout=30) == 0
         idle.close()
         busy.close()
-        assert process.stderr is not None
-        log = process.stderr.read().decode()
+        log = whole_log(process)
     assert "SIGTERM: shutting down" in log
     assert len(maildir_files(tmp_path, "new")) == 1
 
@@ -168,8 +181,7 @@ def test_sigint_when_idle_exits_0(tmp_path: Path) -> None:
     with server_process(tmp_path) as (process, _):
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
-        assert process.stderr is not None
-        log = process.stderr.read().decode()
+        log = whole_log(process)
     assert "Traceback" not in log
     assert "stopped" in log
 
@@ -205,7 +217,7 @@ def test_minger_service_runs_beside_smtp(tmp_path: Path) -> None:
     secret = "a-shared-secret-of-32-characters"
     extra = f'[minger]\nlisten = "127.0.0.1:0"\nsecret = "{secret}"\n'
     with server_process(tmp_path, extra) as (process, _):
-        udp = _wait_for_port(process, rb"minger listening on udp")
+        udp = wait_for_port(process, rb"minger listening on udp")
         answers = trio.run(_ask_minger, udp, secret)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
