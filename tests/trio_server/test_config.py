@@ -261,3 +261,18 @@ def test_command_line_exit_status(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1
         assert str(path) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("minger = 3\n", "expected a table"),
+        ('[minger]\nlisten = "127.0.0.1:0"\nallow_anonymous = true\ncolour = 1\n', "colour"),
+        ('[minger]\nlisten = "127.0.0.1:0"\n', "secret"),
+    ],
+)
+def test_minger_table_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    """[minger] problems come out as 'FILE: minger: ...' naming the bad key."""
+    error = error_for(tmp_path, text)
+    assert error.key == "minger"
+    assert expected in error.message

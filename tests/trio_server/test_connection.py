@@ -417,3 +417,61 @@ async def test_smtputf8_transaction_is_traced_as_utf8smtp(
     (message,) = messages(config, "bob")
     assert " with UTF8SMTP id " in " ".join(message["Received"].split())
     assert message["Return-Path"] == "<sénder@remote.test>"
+
+
+async def test_mail_pipelined_after_last_message_during_shutdown(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Shutting down: a MAIL pipelined behind the final dot gets 421 4.3.2, no new transaction."""
+    server, config = make_server(tmp_path)
+    client = await connect_memory(nursery, server)
+    await open_transaction(client)
+    assert (await client.command("DATA")).code == 354
+    await trio.testing.wait_all_tasks_blocked()
+    server.begin_shutdown()
+    await client.send(MESSAGE + b"MAIL FROM:<next@remote.test>\r\n")
+    assert (await client.reply()).code == 250
+    reply = await client.reply()
+    assert (reply.code, reply.status) == (421, "4.3.2")
+    assert await client.closed()
+    assert len(messages(config, "alice")) == 1
+
+
+async def test_stalled_tls_handshake_is_closed(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    tls_files: tuple[Path, Path],
+    autojump_clock: trio.testing.MockClock,
+    server_log: pytest.LogCaptureFixture,
+) -> None:
+    """A client that never starts the TLS handshake is dropped after command_timeout."""
+    config = write_config(tmp_path, tls=tls_files, server={"command_timeout": 20})
+    server = SMTPServer(config)
+    server.prepare()
+    client = await connect_memory(nursery, server)
+    assert (await client.reply()).code == 220
+    await client.command("EHLO c.test")
+    assert (await client.command("STARTTLS")).code == 220
+    start = trio.current_time()
+    assert await client.closed()
+    assert trio.current_time() - start == pytest.approx(20)
+    assert any("handshake timeout" in line for line in log_lines(server_log))
+
+
+async def test_client_that_never_reads_is_dropped(
+    tmp_path: Path, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Replies that cannot be delivered within command_timeout end the session."""
+    server, _ = make_server(tmp_path, command_timeout=15)
+    client_end, server_end = trio.testing.lockstep_stream_pair()
+    done = trio.Event()
+
+    async def session() -> None:
+        await server.handle(server_end, Peer(ip="127.0.0.1", port=1))
+        done.set()
+
+    nursery.start_soon(session)
+    start = trio.current_time()
+    await done.wait()  # the greeting is never read
+    assert trio.current_time() - start == pytest.approx(15)
+    await client_end.aclose()

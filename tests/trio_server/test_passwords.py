@@ -102,3 +102,22 @@ def test_command_line_hash_password() -> None:
     stored = result.stdout.strip()
     parse_hash(stored)
     assert verify_password("s3cret", stored)
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin"), [(["hash-password", "x"], "pw\n"), (["hash-password"], "\n")]
+)
+def test_command_refuses_bad_use(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    stdin: str,
+) -> None:
+    """An extra argument or an empty password: exit 2, one line on stderr, no hash."""
+    from trio_server.__main__ import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
