@@ -475,3 +475,32 @@ async def test_client_that_never_reads_is_dropped(
     await done.wait()  # the greeting is never read
     assert trio.current_time() - start == pytest.approx(15)
     await client_end.aclose()
+
+
+async def test_session_trickled_one_byte_at_a_time(tmp_path: Path, nursery: trio.Nursery) -> None:
+    """Every command and the content arriving one byte per read still delivers exactly."""
+    server, config = make_server(tmp_path)
+    client_end, server_end = trio.testing.lockstep_stream_pair()
+    nursery.start_soon(server.handle, server_end, Peer(ip="127.0.0.1", port=1))
+    client = MemoryClient(stream=client_end, parser=ReplyParser())
+    codes: list[int] = []
+
+    async def read_replies() -> None:
+        for _ in range(20):
+            codes.append((await client.reply()).code)
+            if codes[-1] == 221:
+                return
+
+    script = (
+        b"EHLO c.test\r\nMAIL FROM:<s@r.test>\r\nRCPT TO:<a.smith@example.test>\r\nDATA\r\n"
+        + b"Subject: drip\r\n\r\n..dot-stuffed\r\n"
+        + MESSAGE
+        + b"QUIT\r\n"
+    )
+    async with trio.open_nursery() as inner:
+        inner.start_soon(read_replies)
+        for index in range(len(script)):
+            await client.send(script[index : index + 1])
+    assert codes == [220, 250, 250, 250, 354, 250, 221]
+    (stored,) = messages(config, "alice")
+    assert stored.get_content() == ".dot-stuffed\nSubject: hi\n\nhello\n"
