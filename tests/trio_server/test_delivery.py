@@ -96,10 +96,11 @@ SPOOLS: list[Spool] = []
 def close_spools() -> Iterator[None]:
     """Every spool a test made is closed afterwards (no ResourceWarning)."""
     yield
-    while SPOOLS:
-        file = SPOOLS.pop()._file
+    for spool in SPOOLS:
+        file = spool._file
         if file is not None:
             file.close()
+    SPOOLS.clear()
 
 
 async def test_delivers_into_new_with_trace_headers(tmp_path: Path) -> None:

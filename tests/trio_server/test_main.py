@@ -64,7 +64,7 @@ def wait_for_port(process: subprocess.Popen[bytes], what: bytes = rb"listening o
     fd = process.stderr.fileno()
     pattern = re.compile(what + rb" 127\.0\.0\.1:(\d+)")
     deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
+    for _ in range(10_000):
         match = pattern.search(_SEEN.get(process.pid, b""))
         if match:
             return int(match.group(1))
@@ -75,6 +75,7 @@ def wait_for_port(process: subprocess.Popen[bytes], what: bytes = rb"listening o
             seen = _SEEN.get(process.pid, b"").decode(errors="replace")
             raise AssertionError(f"server did not start: {seen}")
         _SEEN[process.pid] = _SEEN.get(process.pid, b"") + chunk
+    raise AssertionError("no port in the server's log")
 
 
 def whole_log(process: subprocess.Popen[bytes]) -> str:
@@ -93,13 +94,14 @@ class RawClient:
     def reply(self) -> bytes:
         """One whole reply (all its lines)."""
         lines = b""
-        while True:
+        for _ in range(100):
             line = self.file.readline()
             if not line:
                 return lines
             lines += line
             if line[3:4] != b"-":
                 return lines
+        raise AssertionError("reply too long")
 
     def command(self, line: bytes) -> bytes:
         self.sock.sendall(line + b"\r\n")
