@@ -238,3 +238,42 @@ def test_bdat_normalize_and_growth_over_limit() -> None:
     """normalize turns BDAT bare newlines into CRLF; growth past max_size is refused."""
     assert bdat_all([(4, True)], b"a\nb\r", policy="normalize") == (b"a\r\nb\r\n", None, b"")
     assert bdat_all([(4, True)], b"\n\n\n\n", policy="normalize", max_size=6)[1] == TOO_BIG_REPLY
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.binary(max_size=12), min_size=1, max_size=5),
+    st.sampled_from(["reject", "normalize"]),
+    st.booleans(),
+)
+def test_bdat_same_result_whole_bytewise_and_with_trailing(
+    chunks: list[bytes], policy: Policy, binary: bool
+) -> None:
+    """BDAT content is the same fed whole, byte by byte, or followed by more bytes."""
+    sizes = [(len(c), i == len(chunks) - 1) for i, c in enumerate(chunks)]
+    data = b"".join(chunks)
+
+    def feed(pieces: list[bytes]) -> tuple[bytes, Reply | None, bytes]:
+        reader = BdatReader(max_size=None, bare_newlines=policy, binary=binary)
+        buf = ReceiveBuffer()
+        feed_iter = iter(pieces)
+        out = b""
+        for size, last in sizes:
+            reader.start_chunk(size, last=last)
+            for _ in range(10 * len(data) + 10):
+                out += reader.read(buf)
+                if reader.chunk_done:
+                    break
+                buf.append(next(feed_iter, b""))
+        for rest in feed_iter:
+            buf.append(rest)
+        return out, reader.error, buf.extract_all()
+
+    whole = feed([data + b"NEXT"])
+    bytewise = feed([data[i : i + 1] for i in range(len(data))] + [b"NEXT"])
+    assert whole[1:] == bytewise[1:]
+    if whole[1] is None:
+        assert whole[0] == bytewise[0]
+        if binary:
+            assert whole[0] == data
+    assert whole[2] == b"NEXT"
