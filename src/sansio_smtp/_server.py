@@ -289,7 +289,8 @@ class ServerConnection:
                 if not self._step_bdat():
                     return
             elif state is State.AUTH:
-                line = self._read_line(self.config.max_auth_line, AUTH_LINE_TOO_LONG)
+                # "AUTH" names refused lines: a SASL response may hold a secret.
+                line = self._read_line(self.config.max_auth_line, AUTH_LINE_TOO_LONG, "AUTH")
                 if line is None:
                     if self._events and self._state is State.AUTH:
                         self._auth_end()  # the line was refused: the exchange is over
@@ -308,24 +309,36 @@ class ServerConnection:
                 line = self._read_line(limit, LINE_TOO_LONG)
                 if line is None:
                     return
+                if (
+                    limit > self.config.command_line_limit
+                    and line[:4].upper() != "AUTH"
+                    and len(line.encode("utf-8")) + 2 > self.config.command_line_limit
+                ):
+                    # Only AUTH (with its initial response) gets the longer limit.
+                    self._protocol_error(line[:20].split(" ", 1)[0], LINE_TOO_LONG)
+                    continue
                 self._command(line)
 
     def _need_data(self) -> None:
         if self._eof:
             self._close("peer closed the connection", None)
 
-    def _read_line(self, limit: int, too_long: Reply) -> str | None:
-        """Take one CRLF-terminated line as text, or None (need data / answered)."""
+    def _read_line(self, limit: int, too_long: Reply, verb: str | None = None) -> str | None:
+        """Take one CRLF-terminated line as text, or None (need data / answered).
+
+        ``verb`` names the line in CommandRejected; by default its first word.
+        """
         raw = self._buf.extract_line()
         if raw is None:
             if len(self._buf) > limit:
                 # Keep memory bounded: drop the line now, answer when its LF comes.
-                self._skip_line = True
-                self._skip_verb = _verb_of(self._buf.peek(20))
+                if not self._skip_line:
+                    self._skip_line = True
+                    self._skip_verb = verb or _verb_of(self._buf.peek(20))
                 self._buf.clear()
             self._need_data()
             return None
-        verb = _verb_of(raw)
+        verb = verb or _verb_of(raw)
         if self._skip_line:
             self._skip_line = False
             self._protocol_error(self._skip_verb, too_long)

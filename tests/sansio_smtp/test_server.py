@@ -40,6 +40,8 @@ from sansio_smtp import (
 
 from .helpers import Session, assert_split_invariant, config, run
 
+LINE_TOO_LONG_REPLY_500 = Reply(code=500, status="5.5.2", lines=("Line too long",))
+
 BASIC = (
     b"EHLO client.test\r\n"
     b"MAIL FROM:<a@example.org> SIZE=20\r\n"
@@ -734,3 +736,32 @@ def test_any_input_same_events_whole_or_bytewise(pieces: list[bytes], policy: st
         max_bad_commands=1000,
     )
     assert_split_invariant(b"".join(pieces), cfg)
+
+
+def test_auth_allowance_applies_to_auth_only() -> None:
+    """With AUTH offered, only AUTH lines get the 12288-byte limit; others keep theirs."""
+    cfg = config(auth_mechanisms=("PLAIN",), auth_require_tls=False)
+    limit = cfg.command_line_limit
+    data = b"EHLO c\r\nNOOP " + b"x" * limit + b"\r\nNOOP\r\n"
+    events, output = assert_split_invariant(data, cfg)
+    finals = [line for line in output.decode().split("\r\n") if line[3:4] == " "]
+    assert finals[-2:] == ["500 5.5.2 Line too long", "250 2.0.0 Ok"]
+    assert CommandRejected(command="NOOP", reply=LINE_TOO_LONG_REPLY_500) in events
+
+
+def test_very_long_line_keeps_its_verb() -> None:
+    """A line many times the limit is refused once, named by its real verb."""
+    limit = config().command_line_limit
+    data = b"MAIL " + b"x" * (limit * 5) + b"\r\nNOOP\r\n"
+    events, _ = assert_split_invariant(data)
+    rejected = [e for e in events if isinstance(e, CommandRejected)]
+    assert [e.command for e in rejected] == ["MAIL"]
+
+
+def test_refused_sasl_line_is_not_logged() -> None:
+    """An over-long SASL response is reported as "AUTH", never by its content."""
+    cfg = config(auth_mechanisms=("PLAIN",), auth_require_tls=False, max_auth_line=100)
+    session = Session.start(cfg)
+    events = session.feed(b"EHLO c\r\nAUTH PLAIN\r\n" + b"c2VjcmV0" * 20 + b"\r\n")
+    rejected = [e for e in events if isinstance(e, CommandRejected)]
+    assert [e.command for e in rejected] == ["AUTH"]
