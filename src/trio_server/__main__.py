@@ -18,16 +18,18 @@ import getpass
 import signal
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
-
-from minger import Lookup
 
 from .config import Config, ConfigError, load_config
 from .log import logger, setup_logging
 from .minger_service import MingerSettings, make_directory, serve_minger
+from .outbound import Forwarding
 from .passwords import hash_password
 from .server import SMTPServer, build_engine_config, build_ssl_context
+from .spool import SpoolError
 
 __all__ = ["main"]
 
@@ -63,19 +65,23 @@ def _check(config: Config) -> None:
         ) from None
 
 
-async def _run(server: SMTPServer) -> None:
+async def _run(server: SMTPServer, forwarding: Forwarding | None) -> None:
     config = server.config
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
-            minger_scope = trio.CancelScope()
+            # Background services run until shutdown; SMTP sessions get their grace time.
+            services = trio.CancelScope()
+            if forwarding is not None:
+                await nursery.start(_in_scope, services, forwarding.agent.run)
             if isinstance(config.minger, MingerSettings):
                 directory = make_directory(
                     is_local_domain=config.local.is_local_domain,
                     mailbox_for=config.local.mailbox_for,
                     disabled_mailboxes=config.minger.disabled_mailboxes,
                 )
-                await nursery.start(_serve_minger, minger_scope, config.minger, directory)
+                serve = partial(serve_minger, config.minger, directory)
+                await nursery.start(_in_scope, services, serve)
             async for signum in signals:
                 logger.info(
                     "%s: shutting down (at most %gs)",
@@ -83,20 +89,20 @@ async def _run(server: SMTPServer) -> None:
                     config.server.shutdown_timeout,
                 )
                 server.begin_shutdown()
-                minger_scope.cancel()
+                services.cancel()
                 break
     logger.info("stopped")
 
 
-async def _serve_minger(
+async def _in_scope(
     scope: trio.CancelScope,
-    settings: MingerSettings,
-    directory: Lookup,
+    service: Callable[..., Awaitable[object]],
     *,
-    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Run ``service`` (a nursery.start-style function) inside ``scope``."""
     with scope:
-        await serve_minger(settings, directory, task_status=task_status)
+        await service(task_status=task_status)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,10 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {config.path}: ok")
         return 0
     setup_logging()
-    server = SMTPServer(config)
     try:
+        # Forwarding ([[forward]] / [relay]) brings its durable queue and delivery loop.
+        forwarding = None
+        if config.routes.forwards or config.routes.relay.smarthost is not None:
+            forwarding = Forwarding.from_config(config)
+        server = SMTPServer(config, router=forwarding.router if forwarding else None)
         server.prepare()
-        trio.run(_run, server)
+        trio.run(_run, server, forwarding)
+    except SpoolError as error:
+        logger.error("cannot start: %s", error)
+        return 1
     except (OSError, BaseExceptionGroup) as error:
         reason = _start_error(error)
         if reason is None:

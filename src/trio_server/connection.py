@@ -49,6 +49,7 @@ from sansio_smtp import (
     Greeting,
     Hello,
     MailFrom,
+    MailParams,
     MessageData,
     MessageEnd,
     MessageRejected,
@@ -116,6 +117,7 @@ class _Gone(Exception):
 @dataclass(slots=True)
 class _Transaction:
     envelope: Envelope
+    params: MailParams
     binary: bool  # BODY=BINARYMIME: store the bytes exactly
     routed: list[RoutedRecipient] = field(default_factory=list)
     spool: Spool | None = None
@@ -321,7 +323,7 @@ class SMTPConnection:
         sender = str(event.sender) if event.sender is not None else ""
         envelope = Envelope(queue_id=new_queue_id(), sender=sender)
         binary = event.params.body is Body.BINARY_MIME
-        self.transaction = _Transaction(envelope=envelope, binary=binary)
+        self.transaction = _Transaction(envelope=envelope, params=event.params, binary=binary)
         self.engine.send(Accept())
         self.log.event("mail", queue_id=envelope.queue_id, sender=f"<{sender}>")
 
@@ -349,7 +351,8 @@ class SMTPConnection:
             if decision.unknown_local and self.context.rejected_log is not None:
                 await self._log_rejected(event.raw, reject.reply())
         else:
-            self.transaction.routed.append(RoutedRecipient(address=event.raw, route=decision))
+            routed = RoutedRecipient(address=event.raw, route=decision, params=event.params)
+            self.transaction.routed.append(routed)
             self.engine.send(Accept())
             self.log.event("rcpt", to=f"<{event.raw}>", route=decision.next_hop)
 
@@ -413,7 +416,14 @@ class SMTPConnection:
                     spool, envelope, trace, add_date=add_date
                 )
             if transaction.routed:
-                await self.context.router.enqueue(spool, envelope.sender, transaction.routed, trace)
+                await self.context.router.enqueue(
+                    spool,
+                    envelope.sender,
+                    transaction.routed,
+                    trace,
+                    queue_id=envelope.queue_id,
+                    mail_params=transaction.params,
+                )
         except OSError as error:
             self.log.event("delivery-failed", queue_id=envelope.queue_id, error=str(error))
             self.engine.send(

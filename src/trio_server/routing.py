@@ -25,7 +25,7 @@ from sansio_smtp import escape_text
 from .config import LocalSettings
 
 if TYPE_CHECKING:
-    from sansio_smtp import Mailbox
+    from sansio_smtp import Mailbox, MailParams, RcptParams
 
     from .delivery import Spool, TraceInfo
 
@@ -70,10 +70,14 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoutedRecipient:
-    """A non-local recipient accepted on a route: the RCPT address as given, and how."""
+    """A non-local recipient accepted on a route: the RCPT address as given, and how.
+
+    ``params`` are its RCPT parameters (NOTIFY, ORCPT), which the queue keeps for DSNs.
+    """
 
     address: str
     route: Route
+    params: RcptParams | None = None
 
 
 class Router(Protocol):
@@ -96,9 +100,24 @@ class Router(Protocol):
         ...
 
     async def enqueue(
-        self, spool: Spool, sender: str, recipients: Sequence[RoutedRecipient], trace: TraceInfo
+        self,
+        spool: Spool,
+        sender: str,
+        recipients: Sequence[RoutedRecipient],
+        trace: TraceInfo,
+        *,
+        queue_id: str | None = None,
+        mail_params: MailParams | None = None,
     ) -> None:
         """Take durable responsibility for the message before 250 is sent.
+
+        Args:
+            spool: the received content.
+            sender: the reverse-path, "" for ``<>``.
+            recipients: the routed recipients, in RCPT order, with their parameters.
+            trace: facts for the ``Received:`` header.
+            queue_id: the transaction's queue id (one id in the logs).
+            mail_params: the MAIL FROM parameters (ENVID, RET, BODY, SMTPUTF8).
 
         Raises:
             OSError: the message could not be stored; the client gets 451 4.3.0.
@@ -119,7 +138,14 @@ class NoRoutes:
         raise AssertionError("NoRoutes.verify called without a route")
 
     async def enqueue(
-        self, spool: Spool, sender: str, recipients: Sequence[RoutedRecipient], trace: TraceInfo
+        self,
+        spool: Spool,
+        sender: str,
+        recipients: Sequence[RoutedRecipient],
+        trace: TraceInfo,
+        *,
+        queue_id: str | None = None,
+        mail_params: MailParams | None = None,
     ) -> None:
         """Never called, since :meth:`route` never routes."""
         raise AssertionError("NoRoutes.enqueue called without a route")

@@ -6,6 +6,7 @@ import os
 import re
 import select
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from minger import Status
 from trio_server.minger_client import verify
 
 from .conftest import write_config
+from .nexthop import AiosmtpdHop
 
 pytestmark = pytest.mark.slow
 
@@ -231,3 +233,30 @@ async def _ask_minger(port: int, secret: str) -> list[Status]:
         await verify(address, ("127.0.0.1", port), secret, timeout=5.0)
         for address in ("alice@example.test", "A.Smith@example.test", "carol@example.test")
     ]
+
+
+def test_forward_route_through_the_daemon(tmp_path: Path) -> None:
+    """With [[forward]], the daemon queues routed mail and its delivery loop sends it on."""
+    hop = AiosmtpdHop()
+    hop.start()
+    try:
+        extra = f'[[forward]]\naddresses = "*@branch.test"\nserver = "127.0.0.1:{hop.port}"\n'
+        with server_process(tmp_path, extra) as (process, port):
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                client.sendmail("s@remote.test", ["y@branch.test"], b"Subject: fwd\r\n\r\nhi\r\n")
+            trio.run(_until_forwarded, hop)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+    finally:
+        hop.stop()
+    ((sender, recipients, content),) = hop.messages
+    assert (sender, recipients) == ("s@remote.test", ["y@branch.test"])
+    assert b"Subject: fwd" in content
+
+
+async def _until_forwarded(hop: AiosmtpdHop) -> None:
+    with trio.fail_after(30):
+        for _ in range(3000):
+            if hop.messages:
+                return
+            await trio.sleep(0.01)

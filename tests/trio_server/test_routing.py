@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from sansio_smtp import Mailbox
+from sansio_smtp import Mailbox, MailParams
 from trio_server.config import LocalSettings
 from trio_server.delivery import Spool, TraceInfo
 from trio_server.routing import (
@@ -103,6 +103,7 @@ class FakeRouter:
     fail_enqueue: bool = False
     enqueued: list[tuple[str, list[str], bytes]] = field(default_factory=list)
     asked: list[bool] = field(default_factory=list)
+    notify: list[frozenset[str] | None] = field(default_factory=list)
 
     def route(self, recipient: Mailbox, *, trusted: bool) -> Route | None:
         self.asked.append(trusted)
@@ -114,8 +115,18 @@ class FakeRouter:
         return None
 
     async def enqueue(
-        self, spool: Spool, sender: str, recipients: Sequence[RoutedRecipient], trace: TraceInfo
+        self,
+        spool: Spool,
+        sender: str,
+        recipients: Sequence[RoutedRecipient],
+        trace: TraceInfo,
+        *,
+        queue_id: str | None = None,
+        mail_params: MailParams | None = None,
     ) -> None:
+        assert queue_id is not None
+        assert mail_params is not None
+        self.notify.extend(r.params.notify if r.params else None for r in recipients)
         if self.fail_enqueue:
             raise OSError(28, "queue full")
         read, write = os.pipe()
@@ -141,7 +152,7 @@ async def test_router_plugs_into_the_session(
     assert (await client.reply()).code == 220
     await client.command("EHLO c.test")
     await client.command("MAIL FROM:<s@remote.test>")
-    assert (await client.command("RCPT TO:<y@branch.test>")).code == 250
+    assert (await client.command("RCPT TO:<y@branch.test> NOTIFY=FAILURE")).code == 250
     assert (await client.command("RCPT TO:<x@branch.test>")).code == 550
     assert (await client.command("RCPT TO:<z@elsewhere.test>")).code == 550
     assert (await client.command("RCPT TO:<alice@example.test>")).code == 250
@@ -157,3 +168,4 @@ async def test_router_plugs_into_the_session(
         ((sender, recipients, content),) = router.enqueued
         assert (sender, recipients) == ("s@remote.test", ["y@branch.test"])
         assert content == b"Subject: r\n\nrouted\n"
+        assert [set(map(str, n or ())) for n in router.notify] == [{"FAILURE"}]
