@@ -9,9 +9,8 @@ Relative paths are taken relative to the folder holding the configuration file, 
 same file works whatever the current directory is.
 
 ``[[forward]]``, ``[relay]`` and ``[queue]`` are validated by the parsers in
-:mod:`trio_server.routes` and kept in :attr:`Config.routes` / :attr:`Config.queue`; the
-server only acts on them once a router that uses them is plugged in (until then every
-non-local recipient is refused, see docs/config.md).
+:mod:`trio_server.routes` and kept in :attr:`Config.routes` / :attr:`Config.queue`;
+the daemon builds its forwarding router and queue from them (docs/forwarding.md).
 """
 
 from __future__ import annotations
@@ -180,7 +179,7 @@ class Config:
     local: LocalSettings
     # Parsed by trio_server.minger_service.parse_minger_table when that module exists.
     minger: object | None = None
-    # [[forward]] and [relay] (trio_server.routes); used once forwarding is wired in.
+    # [[forward]] and [relay] (trio_server.routes), and the outgoing queue's [queue].
     routes: RouteTable = field(default_factory=RouteTable)
     queue: QueueSettings = field(default_factory=QueueSettings)
 
