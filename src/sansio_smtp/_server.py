@@ -95,6 +95,7 @@ AUTH_CANCELLED: Final = _r(501, "5.7.0", "Authentication cancelled")
 AUTH_LINE_TOO_LONG: Final = _r(500, "5.5.6", "Authentication exchange line is too long")
 TOO_MANY_RECIPIENTS: Final = _r(452, "4.5.3", "Too many recipients")
 BAD_LOCAL_PART: Final = _r(553, "5.1.3", "Local part contains a forbidden character")
+PARAMS_NEED_EHLO: Final = _r(555, "5.5.4", "Parameters are not recognized after HELO")
 BINARYMIME_NEEDS_BDAT: Final = _r(503, "5.5.1", "BODY=BINARYMIME requires BDAT (RFC 3030)")
 
 # BDAT chunk-size (RFC 3030 §2): 1*DIGIT; at most 18 digits so int() stays cheap
@@ -399,7 +400,8 @@ class ServerConnection:
 
     def _command(self, line: str) -> None:
         verb, _, arg = line.partition(" ")
-        verb = verb.upper()
+        # ASCII only: "quıt".upper() would otherwise become QUIT.
+        verb = verb.upper() if verb.isascii() else verb
         if verb not in VERBS:
             self._protocol_error(verb, UNKNOWN_COMMAND)
             return
@@ -430,6 +432,14 @@ class ServerConnection:
     def _auth_offered(self) -> bool:
         c = self.config
         return bool(c.auth_mechanisms) and (self.tls_active or not c.auth_require_tls)
+
+    def _parameter_error(self, verb: str, reply: Reply) -> None:
+        # Syntax errors count against max_bad_commands; policy answers (552 size,
+        # 553 address) do not.
+        if reply.code in (500, 501, 555):
+            self._protocol_error(verb, reply)
+        else:
+            self._refuse(verb, reply)
 
     def _syntax(self, verb: str, usage: str) -> None:
         self._protocol_error(verb, _r(501, "5.5.4", f"Syntax: {usage}"))
@@ -481,7 +491,7 @@ class ServerConnection:
             path, rest = split_path(arg[5:], sender=True)
             if rest.strip(" ") and not esmtp:
                 # RFC 5321 §4.1.1.2: parameters only after EHLO.
-                raise ParameterError("parameters after HELO", _r(555, "5.5.4", "Unsupported"))
+                raise ParameterError("parameters after HELO", PARAMS_NEED_EHLO)
             params = parse_mail_params(
                 rest,
                 size=c.size,
@@ -497,7 +507,7 @@ class ServerConnection:
                 path, allow_null=True, allow_postmaster=False, utf8=params.smtputf8
             )
         except ParameterError as exc:
-            self._refuse("MAIL", exc.reply)
+            self._parameter_error("MAIL", exc.reply)
             return
         event = MailFrom(sender=sender, raw=raw, params=params)
         self._pending = _Pending("mail", event, target)
@@ -513,11 +523,11 @@ class ServerConnection:
         try:
             path, rest = split_path(arg[3:], sender=False)
             if rest.strip(" ") and not self.esmtp:
-                raise ParameterError("parameters after HELO", _r(555, "5.5.4", "Unsupported"))
+                raise ParameterError("parameters after HELO", PARAMS_NEED_EHLO)
             params = parse_rcpt_params(rest, dsn=c.dsn, utf8=utf8)
             recipient, raw = parse_path(path, allow_null=False, allow_postmaster=True, utf8=utf8)
         except ParameterError as exc:
-            self._refuse("RCPT", exc.reply)
+            self._parameter_error("RCPT", exc.reply)
             return
         assert recipient is not None
         local = recipient.local_part

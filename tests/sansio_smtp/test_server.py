@@ -360,7 +360,8 @@ def test_parameters_after_helo_refused() -> None:
     session = Session.start()
     session.feed(b"HELO c\r\nMAIL FROM:<a@b.test> SIZE=1\r\nMAIL FROM:<a@b.test>\r\n")
     session.feed(b"RCPT TO:<c@d.test> NOTIFY=NEVER\r\n")
-    assert session.codes()[1:] == ["555 Unsupported", "250 Ok", "555 Unsupported"]
+    refused = "555 Parameters are not recognized after HELO"
+    assert session.codes()[1:] == [refused, "250 Ok", refused]
 
 
 def test_utf8_address_needs_smtputf8() -> None:
@@ -765,3 +766,12 @@ def test_refused_sasl_line_is_not_logged() -> None:
     events = session.feed(b"EHLO c\r\nAUTH PLAIN\r\n" + b"c2VjcmV0" * 20 + b"\r\n")
     rejected = [e for e in events if isinstance(e, CommandRejected)]
     assert [e.command for e in rejected] == ["AUTH"]
+
+
+def test_parameter_syntax_errors_count_as_bad_commands() -> None:
+    """Malformed MAIL/RCPT arguments use up the bad-command budget; policy refusals do not."""
+    session = Session.start(config(max_bad_commands=2, max_message_size=10))
+    session.feed(b"EHLO c\r\n" + b"MAIL FROM:<a@b.test> SIZE=99\r\n" * 3)
+    assert session.state() is State.READY
+    session.feed(b"MAIL FROM:<a@@b>\r\n" * 3)
+    assert session.codes()[-1] == "421 4.7.0 Too many errors, closing connection"
