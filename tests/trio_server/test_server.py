@@ -19,6 +19,9 @@ from sansio_smtp import ReplyParser
 
 from .conftest import PASSWORD, MemoryClient, log_lines, messages, raw_messages, start, write_config
 
+# Real clients over 127.0.0.1 (smtplib in a thread, aiosmtplib).
+pytestmark = pytest.mark.slow
+
 BODY = "Subject: hello\r\nFrom: s@remote.test\r\n\r\nHi there.\r\n"
 
 

@@ -15,6 +15,9 @@ from trio_server.config import Config
 
 from .conftest import PASSWORD, messages, start, write_config
 
+# Real clients over 127.0.0.1 (smtplib in a thread).
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 
 NO_DATE = "Subject: no date\r\nFrom: s@remote.test\r\n\r\nbody\r\n"
