@@ -206,9 +206,9 @@ class SMTPConnection:
                     raise _ShutdownNow
                 self.engine.receive_data(await self._receive())
             elif event is PAUSED:
-                # We answer every event at once, so PAUSED means the engine closed.
-                await self._flush()
-                return
+                # Every event is answered as soon as it is handled, so the engine can
+                # only pause here if this layer forgot a decision: a bug, never a hang.
+                raise RuntimeError("engine paused waiting for a decision")
             elif isinstance(event, ConnectionClosed):
                 await self._flush()
                 self.log.event("closed", reason=event.reason)

@@ -11,7 +11,7 @@ import trio.testing
 
 from sansio_smtp import ReplyParser
 from trio_server.config import Config
-from trio_server.connection import Peer
+from trio_server.connection import Peer, SMTPConnection
 from trio_server.server import SMTPServer
 
 from .conftest import MemoryClient, connect_memory, log_lines, messages, write_config
@@ -504,3 +504,24 @@ async def test_session_trickled_one_byte_at_a_time(tmp_path: Path, nursery: trio
     assert codes == [220, 250, 250, 250, 354, 250, 221]
     (stored,) = messages(config, "alice")
     assert stored.get_content() == ".dot-stuffed\nSubject: hi\n\nhello\n"
+
+
+async def test_forgotten_decision_is_an_error_not_a_hang(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    monkeypatch: pytest.MonkeyPatch,
+    server_log: pytest.LogCaptureFixture,
+) -> None:
+    """If this layer ever left an event unanswered, the client gets 421 4.3.0, not silence."""
+    server, _ = make_server(tmp_path)
+
+    async def forgetful(self: SMTPConnection, event: object) -> None:
+        del self, event
+
+    monkeypatch.setattr(SMTPConnection, "_handle", forgetful)
+    client = await connect_memory(nursery, server)
+    assert (await client.reply()).code == 220
+    reply = await client.command("EHLO c.test")
+    assert (reply.code, reply.status) == (421, "4.3.0")
+    assert await client.closed()
+    assert any("engine paused" in line for line in log_lines(server_log))
