@@ -149,9 +149,6 @@ class DataReader:
             self._carry = data[len(data) - keep :]
         if not body or self.error is not None:
             return b""
-        if not self._lines_fit(body):
-            self.error = LINE_TOO_LONG_REPLY
-            return b""
         bare = _has_bare(body)
         if bare and self._bare_newlines == "reject":
             self.error = BARE_NEWLINE_REPLY
@@ -160,6 +157,10 @@ class DataReader:
         if self._virtual:
             out = out[2:]
             self._virtual = False
+        # Lines are measured without the dot added for transparency (§4.5.3.1.6).
+        if not self._lines_fit(out):
+            self.error = LINE_TOO_LONG_REPLY
+            return b""
         if bare:
             out = _normalize(out)
         self.size += len(out)

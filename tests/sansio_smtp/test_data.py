@@ -277,3 +277,9 @@ def test_bdat_same_result_whole_bytewise_and_with_trailing(
         if binary:
             assert whole[0] == data
     assert whole[2] == b"NEXT"
+
+
+def test_stuffed_dot_not_counted_in_line_limit() -> None:
+    """A line at the limit that starts with a stuffed dot is accepted (§4.5.3.1.6)."""
+    assert three_ways(b".." + b"x" * 97 + b"\r\n.\r\n", max_text_line=100)[2] is None
+    assert three_ways(b".." + b"x" * 98 + b"\r\n.\r\n", max_text_line=100)[2] == LINE_TOO_LONG_REPLY
