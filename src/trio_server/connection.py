@@ -100,6 +100,8 @@ class ConnectionContext:
     delivery: MaildirDelivery
     router: Router
     rejected_log: RejectedRecipientsLog | None = None
+    # Password checks run at most this many at a time (each scrypt takes 32 MiB).
+    auth_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(4))
 
 
 class _Timeout(Exception):
@@ -144,6 +146,7 @@ class SMTPConnection:
         self._read_scope: trio.CancelScope | None = None
         self._data_deadline: float | None = None
         self._early_credit = 0.0  # content seen before the data-phase deadline was set
+        self._auth_failures = 0
 
     # ------------------------------------------------------------------ control
 
@@ -455,17 +458,25 @@ class SMTPConnection:
 
     async def _auth(self, event: AuthCredentials) -> None:
         stored = self.context.config.local.passwords.get(event.username)
-        ok = await trio.to_thread.run_sync(verify_password, event.password, stored)
+        ok = await trio.to_thread.run_sync(
+            verify_password, event.password, stored, limiter=self.context.auth_limiter
+        )
         # Acting as another user (a different authorization identity) is not offered.
         if ok and event.authorization_id in ("", event.username):
             self.engine.send(Accept())
             self.log.event("auth", mechanism=event.mechanism, user=event.username)
-        else:
-            reject = Reject(code=535, status="5.7.8", text="Authentication credentials invalid")
-            self.engine.send(reject)
-            self.log.event(
-                "reject", command="AUTH", user=event.username, reply=_show(reject.reply())
+            return
+        self._auth_failures += 1
+        await trio.sleep(self._settings.auth_failure_delay)
+        if self._auth_failures >= self._settings.max_auth_failures:
+            reply = Reply(
+                code=421, status="4.7.0", lines=("Too many failed authentications, goodbye",)
             )
+            self.engine.send(Shutdown(reply=reply))
+        else:
+            reply = Reply(code=535, status="5.7.8", lines=("Authentication credentials invalid",))
+            self.engine.send(Reject(code=535, status="5.7.8", text=reply.text))
+        self.log.event("reject", command="AUTH", user=event.username, reply=_show(reply))
 
     async def _start_tls(self) -> None:
         assert self.context.ssl_context is not None, "STARTTLS offered without [tls]"

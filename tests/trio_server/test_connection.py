@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
 from pathlib import Path
 
@@ -525,3 +526,38 @@ async def test_forgotten_decision_is_an_error_not_a_hang(
     assert (reply.code, reply.status) == (421, "4.3.0")
     assert await client.closed()
     assert any("engine paused" in line for line in log_lines(server_log))
+
+
+async def test_failed_auth_is_slowed_then_cut_off(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    tls_files: tuple[Path, Path],
+    client_ssl: ssl.SSLContext,
+    alice_hash: str,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each failed AUTH waits auth_failure_delay; max_auth_failures ends the session."""
+    config = write_config(
+        tmp_path,
+        tls=tls_files,
+        passwords={"alice": alice_hash},
+        server={"auth_failure_delay": 2, "max_auth_failures": 2},
+    )
+    server = SMTPServer(config)
+    server.prepare()
+    client = await connect_memory(nursery, server)
+    assert (await client.reply()).code == 220
+    await client.command("EHLO c.test")
+    assert (await client.command("STARTTLS")).code == 220
+    tls = trio.SSLStream(client.stream, client_ssl, server_hostname="mx.example.test")
+    await tls.do_handshake()
+    secure = MemoryClient(stream=tls, parser=ReplyParser())
+    await secure.command("EHLO c.test")
+    wrong = base64.b64encode(b"\0alice\0wrong").decode()
+    start = trio.current_time()
+    first = await secure.command(f"AUTH PLAIN {wrong}")
+    assert (first.code, first.status) == (535, "5.7.8")
+    assert trio.current_time() - start == pytest.approx(2, abs=0.5)
+    second = await secure.command(f"AUTH PLAIN {wrong}")
+    assert (second.code, second.status) == (421, "4.7.0")
+    assert await secure.closed()

@@ -149,7 +149,12 @@ async def test_auth_login_mechanism_and_bad_password(
     server_log: pytest.LogCaptureFixture,
 ) -> None:
     """AUTH LOGIN works; a wrong password or unknown user gets 535 5.7.8."""
-    config = write_config(tmp_path, tls=tls_files, passwords={"alice": alice_hash})
+    config = write_config(
+        tmp_path,
+        tls=tls_files,
+        passwords={"alice": alice_hash},
+        server={"auth_failure_delay": 0.01},
+    )
     _, port = await start(nursery, config)
 
     def session() -> list[str]:
