@@ -84,6 +84,7 @@ BAD_BYTES: Final = _r(500, "5.5.2", "Invalid characters in command")
 NOT_IMPLEMENTED: Final = _r(502, "5.5.1", "Command not implemented")
 TOO_MANY_ERRORS: Final = _r(421, "4.7.0", "Too many errors, closing connection")
 TOO_MUCH_INPUT: Final = _r(421, "4.7.0", "Too much pipelined input, closing connection")
+TLS_ON_PLAINTEXT: Final = _r(554, "5.5.0", "TLS handshake on a plaintext session, closing")
 PIPELINED_STARTTLS: Final = _r(554, "5.5.0", "Commands pipelined after STARTTLS, closing")
 HELO_REFUSED: Final = _r(554, "5.7.1", "HELO/EHLO argument refused by policy")
 MAIL_AFTER_REFUSED_HELO: Final = _r(554, "5.7.1", "Refused: HELO/EHLO argument was refused")
@@ -101,6 +102,8 @@ BINARYMIME_NEEDS_BDAT: Final = _r(503, "5.5.1", "BODY=BINARYMIME requires BDAT (
 # BDAT chunk-size (RFC 3030 §2): 1*DIGIT; at most 18 digits so int() stays cheap
 # and bounded (h11#181, CVE-2020-10735).
 _BDAT_ARGS = re.compile(r"([0-9]{1,18})(?: +(LAST))? *", re.IGNORECASE | re.ASCII)
+# A TLS record header: handshake (0x16), version 3.x (RFC 8446 §5.1).
+_TLS_RECORD: Final = b"\x16\x03"
 # HELO/EHLO argument: one word of printable ASCII (RFC 5321 §4.1.1.1 wants a
 # Domain or address literal; real clients send worse, so only the bytes are checked).
 _HELO_ARG = re.compile(r"[\x21-\x7e]+", re.ASCII)
@@ -304,6 +307,11 @@ class ServerConnection:
                     if self._skip_bytes:
                         self._need_data()
                         return
+                if not self._skip_line and self._buf.peek(2) == _TLS_RECORD:
+                    # A TLS ClientHello on a plaintext session: no command starts with
+                    # 0x16, and waiting for its LF would only hang until a timeout.
+                    self._close("TLS handshake on a plaintext session", TLS_ON_PLAINTEXT)
+                    return
                 limit = self.config.command_line_limit
                 if self._auth_offered():
                     limit = max(limit, self.config.max_auth_line)

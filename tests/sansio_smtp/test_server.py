@@ -775,3 +775,14 @@ def test_parameter_syntax_errors_count_as_bad_commands() -> None:
     assert session.state() is State.READY
     session.feed(b"MAIL FROM:<a@@b>\r\n" * 3)
     assert session.codes()[-1] == "421 4.7.0 Too many errors, closing connection"
+
+
+def test_tls_client_hello_on_plaintext_closes_at_once() -> None:
+    """A TLS ClientHello on a plaintext session closes it instead of waiting for an LF."""
+    session = Session.start()
+    events = session.feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert events == [ConnectionClosed(reason="TLS handshake on a plaintext session")]
+    assert session.codes() == ["554 TLS handshake on a plaintext session, closing"]
+    byte_by_byte = Session.start()
+    byte_by_byte.feed(b"\x16")
+    assert byte_by_byte.feed(b"\x03") == events
