@@ -160,6 +160,9 @@ class Driver:
     closed: bool = False
     failed: RemoteProtocolError | None = None
     accepted_messages: list[bytes] = field(default_factory=list)
+    ended_messages: list[bytes] = field(default_factory=list)
+    hold: bool = False  # leave the next decision pending (see push_while_waiting)
+    waiting: Event | None = None
 
     def __post_init__(self) -> None:
         self.conn = ServerConnection(self.config, tls_active=self.tls_active)
@@ -175,6 +178,7 @@ class Driver:
         """Gives bytes to the engine (``b""`` is EOF) and handles all it produces."""
         if self.closed or self.failed is not None:
             return
+        assert self.waiting is None, "harness bug: use push_while_waiting()"
         if not self._call(lambda: self.conn.receive_data(data)):
             return
         self.pump(budget=64 + 8 * len(data))
@@ -201,8 +205,41 @@ class Driver:
                 if not self._call(self.conn.tls_established):
                     return
             elif isinstance(event, NEEDS_DECISION):
+                if self.hold:
+                    self.hold = False
+                    self.waiting = event
+                    return
                 self._answer(event)
         raise AssertionError(f"engine still busy after {budget} next_event() calls")
+
+    def push_while_waiting(self, data: bytes) -> None:
+        """Feeds bytes while a decision is held back, then answers and carries on.
+
+        While the application sits on a decision the engine must report PAUSED and hold
+        no more than max_buffered_bytes, or close the connection (421).
+        """
+        event, self.waiting = self.waiting, None
+        assert event is not None
+        if data and self._call(lambda: self.conn.receive_data(data)):
+            result = self._next_event()
+            self._drain(hello_reply=False)
+            if result is None:
+                return
+            if isinstance(result, ConnectionClosed):
+                self._record(result)
+                self.closed = True
+                return
+            assert result is PAUSED, result
+            buffered = len(getattr(self.conn, "_buf", b""))
+            assert buffered <= self.config.max_buffered_bytes, buffered
+        if self.failed is None:
+            self._answer(event)
+            self.pump(budget=64 + 8 * len(data))
+
+    @property
+    def binary_transaction(self) -> bool:
+        """True when the accepted MAIL FROM asked for BODY=BINARYMIME."""
+        return self._binary
 
     # -- internals -----------------------------------------------------------------
 
@@ -215,6 +252,7 @@ class Driver:
         if isinstance(event, MessageEnd):
             # MessageEnd.size counts exactly the bytes delivered by MessageData.
             assert event.size == len(self._content), (event.size, len(self._content))
+            self.ended_messages.append(bytes(self._content))
             if isinstance(decision, Accept):
                 if not self._binary:
                     assert not has_bare_newline(bytes(self._content)), bytes(self._content)
