@@ -561,3 +561,27 @@ async def test_failed_auth_is_slowed_then_cut_off(
     second = await secure.command(f"AUTH PLAIN {wrong}")
     assert (second.code, second.status) == (421, "4.7.0")
     assert await secure.closed()
+
+
+async def test_client_vanishing_mid_data_delivers_nothing(
+    tmp_path: Path, nursery: trio.Nursery, server_log: pytest.LogCaptureFixture
+) -> None:
+    """EOF in the middle of DATA (even past the in-memory part): nothing lands anywhere."""
+    server, config = make_server(tmp_path)
+    client_end, server_end = trio.testing.memory_stream_pair()
+    done = trio.Event()
+
+    async def session() -> None:
+        await server.handle(server_end, Peer(ip="127.0.0.1", port=1))
+        done.set()
+
+    nursery.start_soon(session)
+    client = MemoryClient(stream=client_end, parser=ReplyParser())
+    await open_transaction(client)
+    assert (await client.command("DATA")).code == 354
+    await client.send(b"Subject: cut\r\n\r\n" + (b"y" * 998 + b"\r\n") * 200)  # 200 KB: spilled
+    await client.stream.aclose()
+    await done.wait()
+    assert messages(config, "alice") == []
+    assert list((tmp_path / "spool").iterdir()) == []
+    assert log_lines(server_log)[-1].endswith(" disconnect")
