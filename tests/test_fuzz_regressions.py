@@ -71,7 +71,6 @@ def _server_events(chunks: list[bytes]) -> list[Event]:
     return events
 
 
-@pytest.mark.xfail(strict=True, reason="F3 open: over-long line logged with a verb from its middle")
 def test_f3_over_long_line_logs_its_own_verb() -> None:
     """An over-long command line is reported with its own verb however its bytes arrive."""
     line = b"RCPT TO:<" + b"a" * 3000 + b"@b.c>\r\n"
