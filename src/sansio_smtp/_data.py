@@ -58,13 +58,35 @@ _LINE_DOT: Final = b"\r\n."
 _PREFIXES: Final = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 
 
-_NOT_NEWLINE: Final = bytes(b for b in range(256) if b not in b"\r\n")
+# translate() deletes every byte but CR, LF and 0xD8..0xDF (see _count_crlf).
+_SCAN_DELETE: Final = bytes(b for b in range(256) if b not in b"\r\n" and not 0xD8 <= b <= 0xDF)
+_SURROGATE_HIGH: Final = bytes(range(0xD8, 0xE0))
+# More of those bytes than this and the UTF-16 view gets slow: count directly.
+_MAX_SURROGATE_BYTES: Final = 64
+
+
+def _count_crlf(chunk: bytes) -> int:
+    # bytes.count(b"\r\n") steps about three bytes at a time on text (CRLF is
+    # frequent). Seen as little-endian UTF-16, an aligned CRLF is the single code
+    # unit U+0A0D, and counting one code unit runs at memory speed; two views (even
+    # and odd offsets) see every pair. Code units 0xD800..0xDFFF (surrogates) are
+    # decoded one by one, slowly, so the caller only comes here when few bytes
+    # 0xD8..0xDF are present; such units are never U+0A0D, so the count is exact.
+    even = chunk[: len(chunk) & ~1].decode("utf-16-le", "surrogatepass")
+    odd = chunk[1 : 1 + ((len(chunk) - 1) & ~1)].decode("utf-16-le", "surrogatepass")
+    return even.count("\u0a0d") + odd.count("\u0a0d")
 
 
 def _has_bare(chunk: bytes) -> bool:
-    # Clean exactly when every CR and every LF sits in a CRLF: then the CR and LF
-    # bytes (kept by translate) number twice the CRLF pairs. Two C-speed passes.
-    return len(chunk.translate(None, _NOT_NEWLINE)) != 2 * chunk.count(b"\r\n")
+    # Clean exactly when every CR and every LF sits in a CRLF, i.e. when the CR and
+    # LF bytes number twice the CRLF pairs. C-speed passes only, no Python loop.
+    kept = chunk.translate(None, _SCAN_DELETE)
+    newlines = kept.translate(None, _SURROGATE_HIGH)
+    if not newlines:
+        return False
+    if len(kept) - len(newlines) > _MAX_SURROGATE_BYTES:
+        return len(newlines) != 2 * chunk.count(b"\r\n")
+    return len(newlines) != 2 * _count_crlf(chunk)
 
 
 def _normalize(chunk: bytes) -> bytes:

@@ -17,6 +17,7 @@ from sansio_smtp import (
     ReceiveBuffer,
     Reply,
 )
+from sansio_smtp._data import _count_crlf, _has_bare
 
 Policy = Literal["reject", "normalize"]
 
@@ -283,3 +284,20 @@ def test_stuffed_dot_not_counted_in_line_limit() -> None:
     """A line at the limit that starts with a stuffed dot is accepted (§4.5.3.1.6)."""
     assert three_ways(b".." + b"x" * 97 + b"\r\n.\r\n", max_text_line=100)[2] is None
     assert three_ways(b".." + b"x" * 98 + b"\r\n.\r\n", max_text_line=100)[2] == LINE_TOO_LONG_REPLY
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\xd8", b"\xdc", b"a", b"\x0a\x0d"])))
+def test_crlf_count_through_utf16_views_is_exact(pieces: list[bytes]) -> None:
+    """Counting CRLF through the two UTF-16 views equals bytes.count, surrogates or not."""
+    data = b"".join(pieces)
+    assert _count_crlf(data) == data.count(b"\r\n")
+    newlines = data.translate(None, bytes(b for b in range(256) if b not in b"\r\n"))
+    assert _has_bare(data) == (len(newlines) != 2 * data.count(b"\r\n"))
+
+
+def test_surrogate_heavy_content_takes_the_direct_count() -> None:
+    """Content full of 0xD8..0xDF bytes is still judged exactly (direct count path)."""
+    clean = b"\x00\xd8\r\n" * 1000
+    assert not _has_bare(clean)
+    assert _has_bare(clean + b"\n")
