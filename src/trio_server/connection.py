@@ -234,7 +234,8 @@ class SMTPConnection:
         elif isinstance(event, CommandRejected):
             self.log.event("reject", command=event.command, reply=_show(event.reply))
         elif isinstance(event, MessageRejected):
-            self.log.event("reject", command="DATA", reply=_show(event.reply))
+            queue_id = self.transaction.envelope.queue_id if self.transaction else ""
+            self.log.event("reject", command="DATA", queue_id=queue_id, reply=_show(event.reply))
             await self._end_transaction()
         elif isinstance(event, Reset):
             await self._end_transaction()
