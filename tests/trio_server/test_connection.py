@@ -585,3 +585,21 @@ async def test_client_vanishing_mid_data_delivers_nothing(
     assert messages(config, "alice") == []
     assert list((tmp_path / "spool").iterdir()) == []
     assert log_lines(server_log)[-1].endswith(" disconnect")
+
+
+@pytest.mark.parametrize("policy", ["reject", "normalize"])
+async def test_bare_newlines_policy(tmp_path: Path, nursery: trio.Nursery, policy: str) -> None:
+    """bare_newlines: "reject" refuses a bare LF (5xx, nothing stored); "normalize" keeps the line."""
+    server, config = make_server(tmp_path, bare_newlines=policy)
+    client = await connect_memory(nursery, server)
+    await open_transaction(client)
+    assert (await client.command("DATA")).code == 354
+    await client.send(b"Subject: lf\r\n\r\none\ntwo\r\n.\r\n")
+    reply = await client.reply()
+    if policy == "reject":
+        assert reply.code // 100 == 5
+        assert messages(config, "alice") == []
+    else:
+        assert reply.code == 250
+        (message,) = messages(config, "alice")
+        assert message.get_content() == "one\ntwo\n"
