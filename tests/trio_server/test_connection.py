@@ -589,7 +589,7 @@ async def test_client_vanishing_mid_data_delivers_nothing(
 
 @pytest.mark.parametrize("policy", ["reject", "normalize"])
 async def test_bare_newlines_policy(tmp_path: Path, nursery: trio.Nursery, policy: str) -> None:
-    """bare_newlines: "reject" refuses a bare LF (5xx, nothing stored); "normalize" keeps the line."""
+    """bare_newlines: "reject" refuses a bare LF (5xx, nothing kept); "normalize" keeps the line."""
     server, config = make_server(tmp_path, bare_newlines=policy)
     client = await connect_memory(nursery, server)
     await open_transaction(client)
