@@ -9,8 +9,9 @@
 #
 # Speed: the reader works on whole chunks with bytes.find/rfind/count/replace and
 # keeps at most four bytes of carry-over: the longest tail of what it has seen that
-# is a proper prefix of CRLF.CRLF or of CRLF.. (the stuffing pattern). Any complete
-# occurrence of either pattern therefore lies inside the chunk being processed, and
+# is a proper prefix of CRLF "." CRLF. A dot line (CRLF "." and one more byte) or
+# the end marker therefore lies wholly inside the chunk being processed (the
+# carry-over starts with CR, which neither pattern has after its first byte), and
 # no byte is searched twice by Python code.
 #
 # Bare LF / bare CR (RFC 5321 §2.3.8: they must not appear in SMTP text) follow
@@ -52,9 +53,9 @@ LINE_TOO_LONG_REPLY: Final = Reply(
 TOO_BIG_REPLY: Final = Reply(code=552, status="5.3.4", lines=("Message size exceeds fixed limit",))
 
 _END: Final = b"\r\n.\r\n"
-_STUFFED: Final = b"\r\n.."
 _LINE_DOT: Final = b"\r\n."
-# Proper prefixes of _END and _STUFFED, longest first: the possible carry-overs.
+# Proper prefixes of _END and of a dot line (CRLF "." plus one byte), longest
+# first: the possible carry-overs.
 _PREFIXES: Final = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 
 
@@ -139,23 +140,19 @@ class DataReader:
         if self.done or not buf:
             return b""
         data = self._carry + buf.extract_all()
-        # One pass finds both the end marker and stuffed dots: every CRLF "." is
-        # followed by CRLF (the end), "." (stuffing) or ordinary content.
+        # One search finds the end marker and dot-stuffing alike: the first CRLF "."
+        # is either the end (CRLF follows) or a line whose leading dot is removed,
+        # and then only the end marker remains to be found.
         end = -1
         stuffed = False
         pos = data.find(_LINE_DOT)
-        while pos >= 0:
+        if pos >= 0:
             after = data[pos + 3 : pos + 5]
             if after == b"\r\n":
                 end = pos
-                break
-            if after[:1] == b".":
+            elif after not in (b"", b"\r"):  # else: a marker cut by the chunk end
                 stuffed = True
-                end = data.find(_END, pos)  # no need to visit every stuffed line
-                break
-            if len(after) < 2:
-                break  # a possible marker cut by the chunk end: kept as carry-over
-            pos = data.find(_LINE_DOT, pos + 3)
+                end = data.find(_END, pos + 3)
         if end >= 0:
             body = data[: end + 2]
             buf.push_front(data[end + 5 :])
@@ -175,7 +172,9 @@ class DataReader:
         if bare and self._bare_newlines == "reject":
             self.error = BARE_NEWLINE_REPLY
             return b""
-        out = body.replace(_STUFFED, b"\r\n.") if stuffed else body
+        # RFC 5321 §4.5.2: the first character of a line that starts with "." is
+        # deleted (the end marker is not in the body).
+        out = body.replace(_LINE_DOT, b"\r\n") if stuffed else body
         if self._virtual:
             out = out[2:]
             self._virtual = False

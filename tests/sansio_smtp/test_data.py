@@ -71,12 +71,13 @@ def three_ways(data: bytes, **kw: object) -> tuple[bytes, bool, Reply | None, by
         (b"a\r\n.\r\n", b"a\r\n", b""),
         (b"..\r\n.\r\n", b".\r\n", b""),
         (b"a\r\n..b\r\n...\r\n.\r\nQUIT\r\n", b"a\r\n.b\r\n..\r\n", b"QUIT\r\n"),
-        (b"a.\r\n.x\r\n.\r\n", b"a.\r\n.x\r\n", b""),
+        (b"a.\r\n.x\r\n.\r\n", b"a.\r\nx\r\n", b""),
+        (b".x\r\n..\r\n...y\r\n.\r\n", b"x\r\n.\r\n..y\r\n", b""),
         (b"\r\n\r\n.\r\n", b"\r\n\r\n", b""),
     ],
 )
 def test_unstuffing_and_end(data: bytes, content: bytes, rest: bytes) -> None:
-    """Dots are unstuffed, the end marker is found, later bytes stay in the buffer."""
+    """A line's leading dot is removed (RFC 5321 §4.5.2); later bytes stay buffered."""
     assert three_ways(data) == (content, True, None, rest)
 
 
