@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trio_server import spool as spool_module
 from trio_server.spool import Envelope, Recipient, Spool, SpoolError
@@ -248,3 +250,40 @@ def test_crash_during_remove_never_resurrects_half(
     recovered = Spool.open(tmp_path)
     assert list(recovered.scan()) == []
     assert list((tmp_path / "queue").iterdir()) == []
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+_recipients = st.builds(
+    Recipient,
+    address=_text,
+    next_hop=_text,
+    notify=st.none()
+    | st.lists(st.sampled_from(["SUCCESS", "FAILURE", "DELAY", "NEVER"])).map(tuple),
+    orcpt=st.none() | st.tuples(_text, _text),
+    state=st.sampled_from(["pending", "delivered", "relayed", "failed"]),
+    attempts=st.integers(0, 1000),
+    next_attempt=st.floats(0, 4e9),
+    delay_notified=st.booleans(),
+    status=st.none() | _text,
+    diagnostic=st.none() | _text,
+    remote_mta=st.none() | _text,
+    report_due=st.none() | st.sampled_from(["failed", "delayed", "relayed", "delivered"]),
+)
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sender=_text,
+    envid=st.none() | _text,
+    recipients=st.lists(_recipients, min_size=1, max_size=4).map(tuple),
+)
+def test_any_envelope_round_trips(
+    tmp_path: Path, sender: str, envid: str | None, recipients: tuple[Recipient, ...]
+) -> None:
+    """Whatever text an envelope holds, it reads back from disk exactly as written."""
+    spool = Spool.open(tmp_path)
+    stored = spool.enqueue(_envelope(sender=sender, envid=envid, recipients=recipients), MESSAGE)
+    assert spool.load(stored.id) == stored
+    spool.remove(stored.id)
