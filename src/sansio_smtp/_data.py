@@ -178,12 +178,13 @@ class DataReader:
         if self._virtual:
             out = out[2:]
             self._virtual = False
-        # Lines are measured without the dot added for transparency (§4.5.3.1.6).
+        if bare:
+            out = _normalize(out)
+        # Lines are measured as delivered: without the dot added for transparency
+        # (§4.5.3.1.6), and after normalization split them at bare CRs.
         if not self._lines_fit(out):
             self.error = LINE_TOO_LONG_REPLY
             return b""
-        if bare:
-            out = _normalize(out)
         self.size += len(out)
         if self._max_size is not None and self.size > self._max_size:
             self.error = TOO_BIG_REPLY

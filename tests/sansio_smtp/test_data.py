@@ -302,3 +302,10 @@ def test_surrogate_heavy_content_takes_the_direct_count() -> None:
     clean = b"\x00\xd8\r\n" * 1000
     assert not _has_bare(clean)
     assert _has_bare(clean + b"\n")
+
+
+def test_normalize_measures_lines_after_splitting_at_bare_cr() -> None:
+    """With normalize, a bare CR ends a line for the line limit too."""
+    data = b"Subject: x\r" + b"y" * 60 + b"\r\n.\r\n"
+    assert three_ways(data, max_text_line=64, policy="normalize")[2] is None
+    assert three_ways(data, max_text_line=64, policy="reject")[2] == BARE_NEWLINE_REPLY
