@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -58,12 +59,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("BENCH_QUICK")))
     parser.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "3")))
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""))
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=float(os.environ.get("BENCH_BUDGET", "0")) or None,
+        help="seconds one measured run may take before its message count is cut",
+    )
     parser.add_argument("--no-engine", action="store_true")
     parser.add_argument("--no-e2e", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     args = parser.parse_args()
+    if args.budget is None:
+        args.budget = 4.0 if args.quick else 12.0
     started = time.monotonic()
+    # SIGTERM unwinds like Ctrl-C, so every server the suite started is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     tools.ensure_postfix_tools()
     py_spy = tools.ensure_bench_venv() / "py-spy"
@@ -86,6 +97,7 @@ def main() -> None:
             reps=args.reps,
             only=only,
             py_spy=py_spy if not args.no_profile else None,
+            budget=args.budget,
         )
     results["seconds"] = time.monotonic() - started
     (e2e.WORK_DIR / "results.json").write_text(json.dumps(results, indent=1))

@@ -77,16 +77,18 @@ def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
     return found, skipped
 
 
-def run_e2e(*, factor: float, reps: int, only: set[str], py_spy: Path | None) -> dict[str, object]:
+def run_e2e(
+    *, factor: float, reps: int, only: set[str], py_spy: Path | None, budget: float
+) -> dict[str, object]:
     """Run every profile against every available target; plain data for the report."""
     found, skipped = available_targets()
     if only:
         found = [t for t in found if t.key in only]
     profiles = [p.scaled(factor) if factor != 1.0 else p for p in e2e.PROFILES]
-    outcomes = []
+    outcomes: list[e2e.Outcome] = []
     for profile in profiles:
         for target in found:
-            outcomes.append(e2e.run_target(target, profile, reps).to_json())
+            outcomes.append(e2e.run_target(target, profile, reps, budget))
     idle: dict[str, float | None] = {}
     for target in found:
         idle[target.key] = e2e.idle_connection_cost(target)
@@ -100,18 +102,28 @@ def run_e2e(*, factor: float, reps: int, only: set[str], py_spy: Path | None) ->
             if key not in by_key:
                 continue
             raw = out_dir / f"{key}-{name}.txt"
-            error = e2e.profile_server(by_key[key], by_name[name], py_spy, raw)
-            spied[f"{key} {name}"] = error or stacks.summarise(raw)
+            profile = by_name[name]
+            rates = [
+                run.msgs_per_s
+                for o in outcomes
+                if o.target == key and o.profile == name
+                for run in o.runs
+            ]
+            if rates:
+                profile = e2e.fit_to_budget(profile, min(rates), budget / 2)
+            error = e2e.profile_server(by_key[key], profile, py_spy, raw)
+            spied[f"{key} {name} (m={profile.messages})"] = error or stacks.summarise(raw)
     return {
         "profiles": [
             {"name": p.name, "command": p.describe(), "messages": p.messages, "length": p.length}
             for p in profiles
         ],
+        "budget_seconds": budget,
         "targets": [
             {"key": t.key, "title": t.title, "mode": t.mode, "note": t.note} for t in found
         ],
         "skipped": skipped,
-        "outcomes": outcomes,
+        "outcomes": [o.to_json() for o in outcomes],
         "idle_kib_per_connection": idle,
         "py_spy": spied,
     }
