@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sansio_smtp import (
     Body,
@@ -804,3 +806,58 @@ async def test_one_broken_message_does_not_stop_the_loop(
     assert [a for _, _, a in hop.calls] == [["b@x.test"]]
     assert next_due == pytest.approx(EPOCH + 60)
     assert [e.id for e in spool.scan()] == [broken.id]
+
+
+_REPLIES = {"ok": OK, "later": LATER, "no": NO_USER}
+_step = st.none() | st.lists(st.sampled_from(sorted(_REPLIES)), min_size=3, max_size=3)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    script=st.lists(_step, max_size=12),
+    notify=st.lists(
+        st.none() | st.sets(st.sampled_from(["SUCCESS", "FAILURE", "DELAY"]), min_size=1),
+        min_size=3,
+        max_size=3,
+    ),
+)
+async def test_loop_invariants(
+    autojump_clock: trio.testing.MockClock,
+    tmp_path_factory: pytest.TempPathFactory,
+    script: list[list[str] | None],
+    notify: list[set[str] | None],
+) -> None:
+    """Any mix of outages, 4xx, 5xx and 2xx: the queue drains, nobody is sent to after
+    being settled, and each recipient is in at most one report per action."""
+    addresses = ["a@x.test", "b@x.test", "c@x.test"]
+    spool, _ = _queue(
+        tmp_path_factory.mktemp("spool"),
+        *(
+            _recipient(a, notify=None if n is None else tuple(sorted(n)))
+            for a, n in zip(addresses, notify, strict=True)
+        ),
+    )
+    steps: list[dict[str, HopReply] | OSError] = [
+        OSError("down")
+        if step is None
+        else {a: _REPLIES[k] for a, k in zip(addresses, step, strict=True)}
+        for step in script
+    ]
+    hop, reports = FakeHop(*steps, dict.fromkeys(addresses, OK)), Reports()
+    await _drain(_agent(spool, hop, reports), limit=100)
+    assert list(spool.scan()) == []
+    settled: set[str] = set()
+    for (_, _, asked), step in zip(hop.calls, [*steps, *[None] * len(hop.calls)], strict=False):
+        assert not settled & set(asked)
+        if isinstance(step, dict):
+            settled |= {a for a in asked if step[a].code != 451}
+    seen: dict[str, list[str]] = {}
+    for index in range(len(reports.sent)):
+        blocks = reports.blocks(index)[1:]
+        assert len({b["Action"] for b in blocks}) == 1
+        for block in blocks:
+            seen.setdefault(block["Action"], []).append(block["Final-Recipient"])
+    for finals in seen.values():
+        assert len(finals) == len(set(finals))
