@@ -21,6 +21,7 @@ from sansio_smtp._events import (
     RcptTo,
 )
 from sansio_smtp._params import (
+    MailParams,
     format_mail_params,
     format_rcpt_params,
     parse_mail_params,
@@ -109,3 +110,11 @@ def test_f4_stuffed_dot_not_counted_in_line_limit() -> None:
     events = _data_outcome(b".." + b"x" * 997 + b"\r\n.\r\n")
     assert not any(isinstance(e, MessageRejected) for e in events), events
     assert isinstance(events[-1], MessageEnd), events
+
+
+@pytest.mark.xfail(strict=True, reason="F5 open: MailParams takes an ENVID the parser refuses")
+@pytest.mark.parametrize("envid", ["\x03", "é"])
+def test_f5_mail_params_refuse_unprintable_envid(envid: str) -> None:
+    """An ENVID that parse_mail_params would refuse cannot be built into MailParams."""
+    with pytest.raises(ValueError, match="ENVID"):
+        MailParams(envid=envid)
