@@ -325,7 +325,8 @@ def profile_server(
         with Server(target, work) as server:
             spy = subprocess.Popen(
                 [
-                    *(str(py_spy), "record", "--pid", str(server.pid), "--rate", str(rate)),
+                    *(str(py_spy), "record", "--gil", "--pid", str(server.pid)),
+                    *("--rate", str(rate)),
                     *("--format", "raw", "--output", str(out)),
                 ],
                 stdout=subprocess.DEVNULL,
@@ -475,4 +476,17 @@ OURS_MAILDIR = Target(
     _smtpd,
     maildir=lambda work: work / "mail" / "alice",
     prepare=smtpd_config,
+)
+
+
+def _trio_floor(port: int, work: Path) -> list[str]:
+    return [_python(), str(BENCH_DIR / "trio_floor.py"), f"--port={port}"]
+
+
+TRIO_FLOOR = Target(
+    "trio-floor",
+    "Trio with canned replies and no engine (bench/trio_floor.py): the I/O layer's floor",
+    "discard",
+    _trio_floor,
+    note="not an SMTP server; prices Trio's accept/receive/send per connection and command",
 )

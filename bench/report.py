@@ -215,8 +215,11 @@ def _py_spy(data: dict[str, Any]) -> list[str]:
     lines = [
         "## Server profiles (py-spy)",
         "",
-        "One extra run of the profile under `py-spy record --rate 200` (not",
-        "among the measured runs). Self% = samples with the function on top of the stack.",
+        "One extra run of the profile under `py-spy record --gil --rate 200` (not among the",
+        "measured runs). --gil samples only the thread holding the GIL: Python work, not",
+        "threads blocked in fsync or idle worker threads; time inside send/recv/fsync",
+        "system calls is the kernel share column above. Self% = samples with the function",
+        "on top of the stack; incl% = samples with it anywhere on the stack.",
         "",
     ]
     for name, text in spied.items():

@@ -62,7 +62,7 @@ def _ours_maildir() -> tuple[e2e.Target | None, str]:
 
 def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
     """The targets that can run on this checkout, and why any others cannot."""
-    found = [e2e.AIOSMTPD_DISCARD, e2e.AIOSMTPD_MAILDIR, e2e.SMTP_SINK_TARGET]
+    found = [e2e.TRIO_FLOOR, e2e.AIOSMTPD_DISCARD, e2e.AIOSMTPD_MAILDIR, e2e.SMTP_SINK_TARGET]
     skipped: dict[str, str] = {}
     ours, why = _ours_discard()
     if ours is None:
@@ -112,7 +112,7 @@ def run_e2e(
             if rates:
                 profile = e2e.fit_to_budget(profile, min(rates), budget / 2)
             error = e2e.profile_server(by_key[key], profile, py_spy, raw)
-            spied[f"{key} {name} (m={profile.messages})"] = error or stacks.summarise(raw)
+            spied[f"{key} {name} (m={profile.messages})"] = error or stacks.summarise(raw, top=20)
     return {
         "profiles": [
             {"name": p.name, "command": p.describe(), "messages": p.messages, "length": p.length}
