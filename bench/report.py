@@ -58,13 +58,16 @@ def _engine(engine: dict[str, Any]) -> list[str]:
         "time.perf_counter harness (bench/engine_bench.py): warm-up, then repetitions of a",
         "fixed batch each; the cell is the median rate with min–max over the repetitions.",
         "",
-        "| benchmark | what one operation is | median (min–max) | unit |",
-        "| --- | --- | --- | --- |",
+        "Other work on the machine only ever slows a repetition down, so the best one is",
+        "shown too: it is the closer estimate of what a quiet machine does.",
+        "",
+        "| benchmark | what one operation is | median (min–max) | best | unit |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for row in engine.get("rows", []):
         lines.append(
-            f"| {row['name']} | {row['what']} | {_cell(row['rates'], row.get('digits', 0))} "
-            f"| {row['unit']} |"
+            f"| {row['name']} | {row['what']} | {_cell(row['rates'])} "
+            f"| {_fmt(max(row['rates']))} | {row['unit']} |"
         )
     for note in engine.get("notes", []):
         lines += ["", note]
@@ -203,7 +206,9 @@ def _verdicts(results: dict[str, Any]) -> list[str]:
         data_row = next((r for r in engine["rows"] if r["name"] == "DATA path"), None)
         if data_row is not None:
             v = _med(data_row["rates"])
-            row("engine DATA path ≥ 500 MB/s", v, 500, f"{_fmt(v)} MB/s")
+            best = max(data_row["rates"])
+            shown = f"median {_fmt(v)} MB/s (best {_fmt(best)})"
+            row("engine DATA path ≥ 500 MB/s (median)", v, 500, shown)
     lines.append("")
     return lines
 
