@@ -309,3 +309,57 @@ def test_normalize_measures_lines_after_splitting_at_bare_cr() -> None:
     data = b"Subject: x\r" + b"y" * 60 + b"\r\n.\r\n"
     assert three_ways(data, max_text_line=64, policy="normalize")[2] is None
     assert three_ways(data, max_text_line=64, policy="reject")[2] == BARE_NEWLINE_REPLY
+
+
+def model_data(
+    wire: bytes, *, max_text_line: int, max_size: int | None, policy: Policy
+) -> tuple[bytes, bool, bool, bytes] | None:
+    """A slow, obvious DATA reader: (content, refused, done, rest), or None if not done."""
+    stream = b"\r\n" + wire  # the DATA command's CRLF starts the first line
+    end = stream.find(b"\r\n.\r\n")
+    if end < 0:
+        return None
+    body, rest = stream[: end + 2], stream[end + 5 :]
+    bare = any(
+        (byte == 13 and body[i + 1 : i + 2] != b"\n") or (byte == 10 and body[i - 1 : i] != b"\r")
+        for i, byte in enumerate(body)
+    )
+    out = body.replace(b"\r\n.", b"\r\n")[2:]
+    if bare:
+        out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    too_long = any(len(line) + 1 > max_text_line for line in out.split(b"\n"))
+    too_big = max_size is not None and len(out) > max_size
+    refused = (bare and policy == "reject") or too_long or too_big
+    return out, refused, True, rest
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(
+            [b"\r\n", b"\r", b"\n", b".", b"..", b"\r\n.\r\n", b"x", b"yyyyyyyyyy", b"\x00", b"\xd8"]
+        ),
+        max_size=30,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=6),
+    policy=st.sampled_from(["reject", "normalize"]),
+    max_size=st.sampled_from([None, 5, 40]),
+)
+def test_reader_matches_the_obvious_model(
+    pieces: list[bytes], cuts: list[int], policy: Policy, max_size: int | None
+) -> None:
+    """The chunked reader agrees with a slow line-by-line model, however bytes are cut."""
+    wire = b"".join(pieces)
+    points = sorted({min(c, len(wire)) for c in cuts})
+    chunks = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+    out, done, error, rest = read_all(chunks, max_text_line=64, max_size=max_size, policy=policy)
+    expected = model_data(wire, max_text_line=64, max_size=max_size, policy=policy)
+    if expected is None:
+        assert not done
+        return
+    want_out, refused, _, want_rest = expected
+    assert done
+    assert rest == want_rest
+    assert (error is not None) == refused
+    if not refused:
+        assert out == want_out
