@@ -490,3 +490,16 @@ TRIO_FLOOR = Target(
     _trio_floor,
     note="not an SMTP server; prices Trio's accept/receive/send per connection and command",
 )
+
+
+def _asyncio_sink(port: int, work: Path) -> list[str]:
+    return [_python(), str(BENCH_DIR / "asyncio_sink.py"), f"--port={port}"]
+
+
+ASYNCIO_SINK = Target(
+    "engine-asyncio",
+    "sansio_smtp engine under an asyncio.Protocol, accept and discard (bench/asyncio_sink.py)",
+    "discard",
+    _asyncio_sink,
+    note="bench-only: the same engine on aiosmtpd's event loop, without Trio",
+)
