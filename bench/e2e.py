@@ -503,3 +503,16 @@ ASYNCIO_SINK = Target(
     _asyncio_sink,
     note="bench-only: the same engine on aiosmtpd's event loop, without Trio",
 )
+
+
+def _trio_raw_sink(port: int, work: Path) -> list[str]:
+    return [_python(), str(BENCH_DIR / "trio_raw_sink.py"), f"--port={port}"]
+
+
+TRIO_RAW_SINK = Target(
+    "engine-trio-lowlevel",
+    "sansio_smtp engine on Trio's low-level waits over plain sockets (bench/trio_raw_sink.py)",
+    "discard",
+    _trio_raw_sink,
+    note="bench-only: like ours-discard without SocketStream; send/recv tried before waiting",
+)

@@ -69,7 +69,8 @@ def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
         skipped["ours-discard"] = why
     else:
         found.insert(0, ours)
-        found.insert(1, e2e.ASYNCIO_SINK)
+        found.insert(1, e2e.TRIO_RAW_SINK)
+        found.insert(2, e2e.ASYNCIO_SINK)
     maildir, why = _ours_maildir()
     if maildir is None:
         skipped["ours-maildir"] = why
