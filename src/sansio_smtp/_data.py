@@ -59,35 +59,88 @@ _LINE_DOT: Final = b"\r\n."
 _PREFIXES: Final = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 
 
-# translate() deletes every byte but CR, LF and 0xD8..0xDF (see _count_crlf).
+# translate() deletes every byte but CR, LF and 0xD8..0xDF (see _Scan).
 _SCAN_DELETE: Final = bytes(b for b in range(256) if b not in b"\r\n" and not 0xD8 <= b <= 0xDF)
 _SURROGATE_HIGH: Final = bytes(range(0xD8, 0xE0))
-# More of those bytes than this and the UTF-16 view gets slow: count directly.
-_MAX_SURROGATE_BYTES: Final = 64
+_NOT_NEWLINE: Final = bytes(b for b in range(256) if b not in b"\r\n")
+# Little-endian UTF-16 code units: CR LF, and LF "."
+_CRLF_UNIT: Final = "\u0a0d"
+_LF_DOT_UNIT: Final = "\u2e0a"
+# LF "." not preceded by CR (bare LFs) seen before handing over to bytes.find.
+_MAX_MISSES: Final = 8
 
 
-def _count_crlf(chunk: bytes) -> int:
-    # bytes.count(b"\r\n") steps about three bytes at a time on text (CRLF is
-    # frequent). Seen as little-endian UTF-16, an aligned CRLF is the single code
-    # unit U+0A0D, and counting one code unit runs at memory speed; two views (even
-    # and odd offsets) see every pair. Code units 0xD800..0xDFFF (surrogates) are
-    # decoded one by one, slowly, so the caller only comes here when few bytes
-    # 0xD8..0xDF are present; such units are never U+0A0D, so the count is exact.
-    even = chunk[: len(chunk) & ~1].decode("utf-16-le", "surrogatepass")
-    odd = chunk[1 : 1 + ((len(chunk) - 1) & ~1)].decode("utf-16-le", "surrogatepass")
-    return even.count("\u0a0d") + odd.count("\u0a0d")
+class _Scan:
+    """One chunk seen through whole-chunk C passes, for the searches DATA needs.
+
+    A search for a 2- or 3-byte pattern such as CRLF steps about three bytes at a
+    time on text, where CR and LF are frequent. Seen as little-endian UTF-16, the
+    pairs become single code units (CRLF is U+0A0D, LF "." is U+2E0A) and searching
+    for one code unit runs at memory speed; two views, from even and from odd
+    offsets, see every pair. The views are only built when no byte 0xD8..0xDF is
+    present: then no code unit is a surrogate, decoding cannot fail, and string
+    index i is exactly code unit i (a surrogate pair would make one character of
+    two units). Otherwise (Arabic UTF-8 text, raw binary) plain bytes searches run.
+    """
+
+    __slots__ = ("data", "even", "newlines", "odd")
+
+    def __init__(self, data: bytes, *, views: bool = True) -> None:
+        self.data = data
+        kept = data.translate(None, _SCAN_DELETE)
+        newlines = kept.translate(None, _SURROGATE_HIGH)
+        self.newlines = len(newlines)  # CR and LF bytes in data
+        self.even: str | None = None
+        self.odd: str | None = None
+        if views and newlines and len(kept) == len(newlines):
+            n = len(data)
+            self.even = data[: n & ~1].decode("utf-16-le")
+            self.odd = data[1 : 1 + ((n - 1) & ~1)].decode("utf-16-le")
+
+    def find_line_dot(self) -> int:
+        """Offset of the first CRLF "." in the data, or -1."""
+        data, even, odd = self.data, self.even, self.odd
+        if even is None or odd is None:
+            return data.find(_LINE_DOT)
+        # Every LF "." pair is one U+2E0A unit in exactly one view; a line-start
+        # dot also has CR before the LF. Candidates come in byte order.
+        e = even.find(_LF_DOT_UNIT)
+        o = odd.find(_LF_DOT_UNIT)
+        lf = 0
+        for _ in range(_MAX_MISSES):
+            if e < 0 and o < 0:
+                return -1
+            if o < 0 or 0 <= e <= o:  # byte 2e comes before byte 2o + 1
+                lf = 2 * e
+                e = even.find(_LF_DOT_UNIT, e + 1)
+            else:
+                lf = 2 * o + 1
+                o = odd.find(_LF_DOT_UNIT, o + 1)
+            if lf and data[lf - 1] == 0x0D:
+                return lf - 1
+        return data.find(_LINE_DOT, lf)  # many bare LF "." pairs: no Python loop
+
+    def has_bare(self, length: int) -> bool:
+        """True if data[:length] holds a CR or an LF outside a CRLF pair.
+
+        Clean exactly when the CR and LF bytes number twice the CRLF pairs.
+        """
+        data = self.data
+        newlines = self.newlines
+        if length < len(data):
+            newlines -= len(data[length:].translate(None, _NOT_NEWLINE))
+        if not newlines:
+            return False
+        if self.even is None or self.odd is None:
+            crlf = data.count(b"\r\n", 0, length)
+        else:
+            crlf = self.even.count(_CRLF_UNIT, 0, length // 2)
+            crlf += self.odd.count(_CRLF_UNIT, 0, (length - 1) // 2)
+        return newlines != 2 * crlf
 
 
 def _has_bare(chunk: bytes) -> bool:
-    # Clean exactly when every CR and every LF sits in a CRLF, i.e. when the CR and
-    # LF bytes number twice the CRLF pairs. C-speed passes only, no Python loop.
-    kept = chunk.translate(None, _SCAN_DELETE)
-    newlines = kept.translate(None, _SURROGATE_HIGH)
-    if not newlines:
-        return False
-    if len(kept) - len(newlines) > _MAX_SURROGATE_BYTES:
-        return len(newlines) != 2 * chunk.count(b"\r\n")
-    return len(newlines) != 2 * _count_crlf(chunk)
+    return _Scan(chunk).has_bare(len(chunk))
 
 
 def _normalize(chunk: bytes) -> bytes:
@@ -140,12 +193,13 @@ class DataReader:
         if self.done or not buf:
             return b""
         data = self._carry + buf.extract_all()
+        scan = _Scan(data, views=self.error is None)
         # One search finds the end marker and dot-stuffing alike: the first CRLF "."
         # is either the end (CRLF follows) or a line whose leading dot is removed,
         # and then only the end marker remains to be found.
         end = -1
         stuffed = False
-        pos = data.find(_LINE_DOT)
+        pos = scan.find_line_dot()
         if pos >= 0:
             after = data[pos + 3 : pos + 5]
             if after == b"\r\n":
@@ -168,7 +222,7 @@ class DataReader:
             self._carry = data[len(data) - keep :]
         if not body or self.error is not None:
             return b""
-        bare = _has_bare(body)
+        bare = scan.has_bare(len(body))
         if bare and self._bare_newlines == "reject":
             self.error = BARE_NEWLINE_REPLY
             return b""

@@ -17,7 +17,7 @@ from sansio_smtp import (
     ReceiveBuffer,
     Reply,
 )
-from sansio_smtp._data import _count_crlf, _has_bare
+from sansio_smtp._data import _has_bare, _Scan
 
 Policy = Literal["reject", "normalize"]
 
@@ -288,17 +288,30 @@ def test_stuffed_dot_not_counted_in_line_limit() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"\xd8", b"\xdc", b"a", b"\x0a\x0d"])))
-def test_crlf_count_through_utf16_views_is_exact(pieces: list[bytes]) -> None:
-    """Counting CRLF through the two UTF-16 views equals bytes.count, surrogates or not."""
+@given(
+    st.lists(
+        st.sampled_from(
+            [b"\r", b"\n", b"\r\n", b"\xd8", b"\xdc", b"a", b"\x0a\x0d", b".", b"\n.", b"\r\n."]
+        )
+    )
+)
+def test_scan_through_utf16_views_is_exact(pieces: list[bytes]) -> None:
+    """Bare-newline checks and dot-line search through UTF-16 views match bytes searches."""
     data = b"".join(pieces)
-    assert _count_crlf(data) == data.count(b"\r\n")
     newlines = data.translate(None, bytes(b for b in range(256) if b not in b"\r\n"))
+    not_newline = bytes(b for b in range(256) if b not in b"\r\n")
+    for length in range(1, len(data) + 1):
+        body = data[:length]
+        bare = len(body.translate(None, not_newline)) != 2 * body.count(b"\r\n")
+        for views in (True, False):
+            assert _Scan(data, views=views).has_bare(length) == bare
     assert _has_bare(data) == (len(newlines) != 2 * data.count(b"\r\n"))
+    for views in (True, False):
+        assert _Scan(data, views=views).find_line_dot() == data.find(b"\r\n.")
 
 
-def test_surrogate_heavy_content_takes_the_direct_count() -> None:
-    """Content full of 0xD8..0xDF bytes is still judged exactly (direct count path)."""
+def test_surrogate_bytes_take_the_bytes_path() -> None:
+    """Content with bytes 0xD8..0xDF is still judged exactly (plain bytes searches)."""
     clean = b"\x00\xd8\r\n" * 1000
     assert not _has_bare(clean)
     assert _has_bare(clean + b"\n")
@@ -337,7 +350,18 @@ def model_data(
 @given(
     pieces=st.lists(
         st.sampled_from(
-            [b"\r\n", b"\r", b"\n", b".", b"..", b"\r\n.\r\n", b"x", b"yyyyyyyyyy", b"\x00", b"\xd8"]
+            [
+                b"\r\n",
+                b"\r",
+                b"\n",
+                b".",
+                b"..",
+                b"\r\n.\r\n",
+                b"x",
+                b"yyyyyyyyyy",
+                b"\x00",
+                b"\xd8",
+            ]
         ),
         max_size=30,
     ),
@@ -363,3 +387,10 @@ def test_reader_matches_the_obvious_model(
     assert (error is not None) == refused
     if not refused:
         assert out == want_out
+
+
+def test_many_bare_lf_dots_hand_over_to_bytes_find() -> None:
+    """Many LF "." pairs without CR stop the candidate loop; the result is the same."""
+    data = b"x\n." * 50 + b"\r\n.y"
+    assert _Scan(data).find_line_dot() == data.find(b"\r\n.")
+    assert _Scan(b"\n.\n.").find_line_dot() == -1
