@@ -7,12 +7,13 @@
 # CRLF NUL . CRLF, ...) is content: the 2023 SMTP-smuggling attacks
 # (CVE-2023-51764/5/6) live exactly in servers that accepted one of those.
 #
-# Speed: the reader works on whole chunks with bytes.find/rfind/count/replace and
-# keeps at most four bytes of carry-over: the longest tail of what it has seen that
-# is a proper prefix of CRLF "." CRLF. A dot line (CRLF "." and one more byte) or
-# the end marker therefore lies wholly inside the chunk being processed (the
-# carry-over starts with CR, which neither pattern has after its first byte), and
-# no byte is searched twice by Python code.
+# Speed: the reader works on whole chunks with C-speed passes (translate, searches
+# through UTF-16 views, see _Scan; bytes.rfind for line lengths; one replace when
+# dots must go) and keeps at most four bytes of carry-over: the longest tail of
+# what it has seen that is a proper prefix of CRLF "." CRLF. A dot line (CRLF "."
+# and one more byte) or the end marker therefore lies wholly inside the chunk being
+# processed (the carry-over starts with CR, which neither pattern has after its
+# first byte), and no byte is searched twice by Python code.
 #
 # Bare LF / bare CR (RFC 5321 §2.3.8: they must not appear in SMTP text) follow
 # ServerConfig.bare_newlines: "reject" refuses the message after its end (like
