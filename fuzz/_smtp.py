@@ -10,6 +10,7 @@ promises whatever the peer sends:
   CRLF, no control bytes, one code per multi-line reply), with an RFC 3463 status on
   every 2xx/4xx/5xx line once EHLO was accepted and ENHANCEDSTATUSCODES is on, except
   the EHLO/HELO reply itself (RFC 2034 §3);
+- the peer text events carry (HELO argument, raw paths, rejected verbs) is printable;
 - MessageEnd.size is the number of content bytes delivered since the message began, and
   an accepted message holds no bare CR or LF unless it was BODY=BINARYMIME;
 - when it needs data, the engine holds no more than one line limit of input;
@@ -30,6 +31,7 @@ from sansio_smtp._errors import LocalProtocolError, RemoteProtocolError
 from sansio_smtp._events import (
     Accept,
     AuthCredentials,
+    CommandRejected,
     ConnectionClosed,
     Decision,
     Event,
@@ -62,6 +64,9 @@ NEEDS_DECISION = (Hello, MailFrom, RcptTo, MessageEnd, AuthCredentials, Verify, 
 
 _REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])([^\x00-\x1f\x7f]*))?")
 _STATUS = re.compile(rb"([245])\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2})(?: |$)")
+
+_HELO_DOMAIN = re.compile(r"[\x21-\x7e]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Observation = tuple[str, object]
 
@@ -265,6 +270,13 @@ class Driver:
             self._drain(hello_reply=isinstance(event, Hello) and isinstance(decision, Accept))
 
     def _record(self, event: Event) -> None:
+        # Peer text that reaches logs and headers through events is printable.
+        if isinstance(event, Hello):
+            assert _HELO_DOMAIN.fullmatch(event.domain), event
+        elif isinstance(event, (MailFrom, RcptTo)):
+            assert not _CONTROL.search(event.raw), event
+        elif isinstance(event, CommandRejected):
+            assert not _CONTROL.search(event.command), event
         if isinstance(event, MessageData):
             assert event.data, "empty MessageData"
             self._content += event.data
