@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections import deque
 from collections.abc import Callable
@@ -77,6 +78,11 @@ def _r(code: int, status: str, text: str) -> Reply:
     return Reply(code=code, status=status, lines=(text,))
 
 
+OK: Final = _r(250, "2.0.0", "Ok")
+MAIL_OK: Final = _r(250, "2.1.0", "Ok")
+RCPT_OK: Final = _r(250, "2.1.5", "Ok")
+MESSAGE_OK: Final = _r(250, "2.0.0", "Ok: message accepted")
+AUTH_OK: Final = _r(235, "2.7.0", "Authentication successful")
 UNKNOWN_COMMAND: Final = _r(500, "5.5.1", "Command unrecognized")
 LINE_TOO_LONG: Final = _r(500, "5.5.2", "Line too long")
 BARE_NEWLINE: Final = _r(500, "5.5.2", "Command line must end with <CR><LF>")
@@ -109,6 +115,12 @@ _TLS_RECORD: Final = b"\x16\x03"
 _HELO_ARG = re.compile(r"[\x21-\x7e]+", re.ASCII)
 # Command text: printable plus SP/HT, and UTF-8 beyond ASCII (RFC 6531 §3.3).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+@functools.lru_cache(maxsize=512)
+def _encode(reply: Reply, enhanced: bool) -> bytes:
+    """Reply.to_bytes, remembered: most replies are the same few constants."""
+    return reply.to_bytes(enhanced=enhanced)
 
 
 def _verb_of(raw: bytes) -> str:
@@ -174,6 +186,7 @@ class ServerConnection:
         self._bdat: BdatReader | None = None
         self._auth_mechanism = ""
         self._auth_username: str | None = None
+        self._line_limit = config.command_line_limit  # the config is frozen
 
     # ------------------------------------------------------------ public facts
 
@@ -312,16 +325,16 @@ class ServerConnection:
                     # 0x16, and waiting for its LF would only hang until a timeout.
                     self._close("TLS handshake on a plaintext session", TLS_ON_PLAINTEXT)
                     return
-                limit = self.config.command_line_limit
-                if self._auth_offered():
-                    limit = max(limit, self.config.max_auth_line)
+                base = self._line_limit
+                limit = max(base, self.config.max_auth_line) if self._auth_offered() else base
                 line = self._read_line(limit, LINE_TOO_LONG)
                 if line is None:
                     return
                 if (
-                    limit > self.config.command_line_limit
+                    limit > base
+                    and len(line) + 2 > base // 4  # cheap pre-check: UTF-8 is 1..4 bytes
                     and line[:4].upper() != "AUTH"
-                    and len(line.encode("utf-8")) + 2 > self.config.command_line_limit
+                    and len(line.encode("utf-8")) + 2 > base
                 ):
                     # Only AUTH (with its initial response) gets the longer limit.
                     self._protocol_error(line[:20].split(" ", 1)[0], LINE_TOO_LONG)
@@ -347,25 +360,27 @@ class ServerConnection:
                 self._buf.clear()
             self._need_data()
             return None
-        verb = verb or _verb_of(raw)
         if self._skip_line:
             self._skip_line = False
             self._protocol_error(self._skip_verb, too_long)
             return None
+        problem: Reply | None = None
+        text = ""
         if len(raw) > limit:
-            self._protocol_error(verb, too_long)
-            return None
-        if not raw.endswith(b"\r\n"):
-            self._protocol_error(verb, BARE_NEWLINE)
-            return None
-        try:
-            text = raw[:-2].decode("utf-8")
-        except UnicodeDecodeError:
-            self._protocol_error(verb, BAD_BYTES)
-            return None
-        if _CONTROL.search(text):
-            # A bare CR inside the line, NUL, or another control byte.
-            self._protocol_error(verb, BARE_NEWLINE if "\r" in text else BAD_BYTES)
+            problem = too_long
+        elif not raw.endswith(b"\r\n"):
+            problem = BARE_NEWLINE
+        else:
+            try:
+                text = raw[:-2].decode("utf-8")
+            except UnicodeDecodeError:
+                problem = BAD_BYTES
+            else:
+                if _CONTROL.search(text):
+                    # A bare CR inside the line, NUL, or another control byte.
+                    problem = BARE_NEWLINE if "\r" in text else BAD_BYTES
+        if problem is not None:
+            self._protocol_error(verb or _verb_of(raw), problem)
             return None
         return text
 
@@ -377,7 +392,7 @@ class ServerConnection:
         return self.config.enhanced_status_codes and self.esmtp
 
     def _reply(self, reply: Reply) -> None:
-        self._out += reply.to_bytes(enhanced=self._enhanced)
+        self._out += _encode(reply, self._enhanced)
 
     def _refuse(self, verb: str, reply: Reply) -> None:
         """Answer a command with the engine's own 4xx/5xx reply."""
@@ -600,10 +615,10 @@ class ServerConnection:
             return
         self._reset_transaction()
         self._state = target
-        self._reply(_r(250, "2.0.0", "Ok"))
+        self._reply(OK)
 
     def _cmd_noop(self, arg: str, target: State) -> None:
-        self._reply(_r(250, "2.0.0", "Ok"))
+        self._reply(OK)
 
     def _cmd_quit(self, arg: str, target: State) -> None:
         self._close("QUIT", _r(221, "2.0.0", f"{self.config.hostname} closing connection"))
@@ -795,8 +810,10 @@ class ServerConnection:
             self._fail(f"not a decision: {decision!r}")
 
     def _accept(self, pending: _Pending, text: str | None) -> None:
-        def reply(code: int, status: str, default: str) -> Reply:
-            return Reply(code=code, status=status, lines=tuple((text or default).split("\n")))
+        def reply(default: Reply) -> Reply:
+            if text is None:
+                return default
+            return Reply(code=default.code, status=default.status, lines=tuple(text.split("\n")))
 
         event = pending.event
         if pending.kind == "hello":
@@ -810,22 +827,22 @@ class ServerConnection:
         elif pending.kind == "mail":
             assert isinstance(event, MailFrom)
             self._transaction = _Transaction(params=event.params)
-            self._reply(reply(250, "2.1.0", "Ok"))
+            self._reply(reply(MAIL_OK))
         elif pending.kind == "rcpt":
             assert self._transaction is not None
             self._transaction.recipients += 1
-            self._reply(reply(250, "2.1.5", "Ok"))
+            self._reply(reply(RCPT_OK))
         elif pending.kind == "message":
-            self._reply(reply(250, "2.0.0", "Ok: message accepted"))
+            self._reply(reply(MESSAGE_OK))
             self._transaction = None
             self._data = self._bdat = None
         elif pending.kind == "auth":
             assert isinstance(event, AuthCredentials)
             self.authenticated_as = event.username
-            self._reply(reply(235, "2.7.0", "Authentication successful"))
+            self._reply(reply(AUTH_OK))
             self._auth_username = None
         else:  # verify, expand
-            self._reply(reply(250, "2.1.5", "Ok"))
+            self._reply(reply(RCPT_OK))
         self._state = pending.target
 
     def _rejected(self, pending: _Pending, reply: Reply) -> None:
