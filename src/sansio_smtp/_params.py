@@ -122,6 +122,9 @@ class MailParams:
             raise ValueError("AUTH must be a mailbox or <> (RFC 4954 §5)")
         if self.envid == "":
             raise ValueError("ENVID cannot be empty (esmtp-value = 1*...)")
+        if self.envid is not None and (not self.envid.isascii() or _has_control(self.envid)):
+            # What parse_mail_params refuses must not be sendable either (fuzz finding F5).
+            raise ValueError("ENVID must be printable US-ASCII (RFC 3461 §4.4)")
         _check_extra(self.extra)
 
 
@@ -183,12 +186,18 @@ _XTEXT_SPLIT = re.compile(r"\+([0-9A-F]{2})")
 _XCHAR_SAFE = frozenset(chr(c) for c in range(33, 127)) - {"+", "="}
 
 
-def xtext_encode(text: str) -> str:
+def xtext_encode(text: str, *, utf8: bool = False) -> str:
     """Encode text as xtext (RFC 3461 §4).
 
     ``+``, ``=`` and every character outside ``!``..``~`` become ``+XX`` (upper case
     hex). xtext is defined over ASCII; a non-ASCII character is encoded as the ``+XX``
     of each of its UTF-8 octets, which :func:`xtext_decode` reverses.
+
+    Args:
+        text: The text.
+        utf8: The value goes into an SMTPUTF8 transaction, where an esmtp-value may
+            hold UTF-8 (RFC 6531 §3.3): non-ASCII characters then stand for themselves,
+            the mirror of ``xtext_decode(utf8=True)``, and the value never grows.
 
     Raises:
         ValueError: When ``text`` holds a lone surrogate (not encodable as UTF-8).
@@ -196,7 +205,10 @@ def xtext_encode(text: str) -> str:
     if all(ch in _XCHAR_SAFE for ch in text):
         return text
     return "".join(
-        ch if ch in _XCHAR_SAFE else "".join(f"+{b:02X}" for b in ch.encode("utf-8")) for ch in text
+        ch
+        if ch in _XCHAR_SAFE or (utf8 and ord(ch) > 0x7F and not 0xD800 <= ord(ch) <= 0xDFFF)
+        else "".join(f"+{b:02X}" for b in ch.encode("utf-8"))
+        for ch in text
     )
 
 
@@ -595,7 +607,7 @@ def format_rcpt_params(params: RcptParams, *, utf8: bool = False) -> str:
     utf-8-addr-unitext when ``utf8`` says the transaction is SMTPUTF8: the xtext form
     grows each non-ASCII character to up to ten, and could outgrow the 500-character
     ORCPT limit (RFC 3461 §4.2) that the unitext it came from fitted. Any other type
-    is written as xtext.
+    is written as xtext, with UTF-8 kept raw under ``utf8`` for the same reason.
 
     Args:
         params: The parameters.
@@ -610,7 +622,7 @@ def format_rcpt_params(params: RcptParams, *, utf8: bool = False) -> str:
             encode = utf8_addr_unitext_encode if utf8 else utf8_addr_xtext_encode
             encoded = encode(orcpt.address)
         else:
-            encoded = xtext_encode(orcpt.address)
+            encoded = xtext_encode(orcpt.address, utf8=utf8)
         out.append(f"ORCPT={orcpt.addr_type};{encoded}")
     out.extend(_format_extra(params.extra))
     return " ".join(out)
