@@ -63,7 +63,8 @@ class ServerConfig:
         max_envid_length: Longest ENVID value. Default 100 (RFC 3461 §4.4).
         bare_newlines: What to do with a bare LF or bare CR in DATA content.
             "reject" (default, like Postfix smtpd_forbid_bare_newline): refuse the
-            message with 554 5.6.11 after its end; "normalize": turn them into CRLF.
+            message with 550 5.5.2 after its end, as Postfix does; "normalize": turn
+            them into CRLF.
             Either way only CRLF.CRLF ends the message.
         refuse_helo_containing: HELO/EHLO arguments containing any of these texts
             (case-insensitive) get 554 5.7.1, and no MAIL is accepted afterwards.
