@@ -225,11 +225,15 @@ class Reset(Event):
 class CommandRejected(Event):
     """The engine refused a command by itself (for logging).
 
-    ``command`` is the verb as received, escaped (see ``escape_text``).
+    ``command`` is the verb as received, escaped (see ``escape_text``). ``argument`` is
+    what the refusal was about, escaped, where a policy refused it: the HELO/EHLO name
+    for ``refuse_helo_containing``, the path for a forbidden ``%`` or ``!``, the
+    recipient over ``max_recipients``; otherwise empty.
     """
 
     command: str
     reply: Reply
+    argument: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

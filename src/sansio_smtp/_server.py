@@ -394,10 +394,16 @@ class ServerConnection:
     def _reply(self, reply: Reply) -> None:
         self._out += _encode(reply, self._enhanced)
 
-    def _refuse(self, verb: str, reply: Reply) -> None:
+    def _refuse(self, verb: str, reply: Reply, argument: str = "") -> None:
         """Answer a command with the engine's own 4xx/5xx reply."""
         self._reply(reply)
-        self._events.append(CommandRejected(command=escape_text(verb, limit=20), reply=reply))
+        self._events.append(
+            CommandRejected(
+                command=escape_text(verb, limit=20),
+                reply=reply,
+                argument=escape_text(argument, limit=300),
+            )
+        )
 
     def _protocol_error(self, verb: str, reply: Reply) -> None:
         """Refuse a command and count it against max_bad_commands."""
@@ -488,7 +494,7 @@ class ServerConnection:
         folded = domain.casefold()
         if any(s.casefold() in folded for s in self.config.refuse_helo_containing):
             self._helo_refused = True
-            self._refuse(verb, HELO_REFUSED)
+            self._refuse(verb, HELO_REFUSED, domain)
             return
         # RFC 5321 §4.1.4: HELO/EHLO in a transaction resets it.
         self._reset_transaction()
@@ -557,10 +563,10 @@ class ServerConnection:
         if (c.forbid_percent_in_local_part and "%" in local) or (
             c.forbid_bang_in_local_part and "!" in local
         ):
-            self._refuse("RCPT", BAD_LOCAL_PART)
+            self._refuse("RCPT", BAD_LOCAL_PART, raw)
             return
         if self._transaction.recipients >= c.max_recipients:
-            self._refuse("RCPT", TOO_MANY_RECIPIENTS)
+            self._refuse("RCPT", TOO_MANY_RECIPIENTS, raw)
             return
         event = RcptTo(recipient=recipient, raw=raw, params=params)
         self._pending = _Pending("rcpt", event, target)

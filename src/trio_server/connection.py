@@ -232,7 +232,12 @@ class SMTPConnection:
             self.engine.send(Accept())
             self.log.event("helo", command=event.command, name=event.domain)
         elif isinstance(event, CommandRejected):
-            self.log.event("reject", command=event.command, reply=_show(event.reply))
+            if event.argument:
+                self.log.event(
+                    "reject", command=event.command, arg=event.argument, reply=_show(event.reply)
+                )
+            else:
+                self.log.event("reject", command=event.command, reply=_show(event.reply))
         elif isinstance(event, MessageRejected):
             queue_id = self.transaction.envelope.queue_id if self.transaction else ""
             self.log.event("reject", command="DATA", queue_id=queue_id, reply=_show(event.reply))

@@ -433,6 +433,15 @@ def test_local_part_policy(cfg: dict[str, bool], local: str, refused: bool) -> N
     assert session.codes()[-1] == expected
 
 
+def test_policy_refusals_name_what_they_refused() -> None:
+    """A forbidden-character refusal carries the path, escaped, for the log."""
+    session = Session.start(config(forbid_bang_in_local_part=True))
+    events = session.feed(b'EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<"x\\\\y!z"@d.test>\r\n')
+    refusal = events[-1]
+    assert isinstance(refusal, CommandRejected)
+    assert refusal.argument == '"x\\x5c\\x5cy!z"@d.test'
+
+
 def test_refused_helo_blocks_mail_for_the_session() -> None:
     """A HELO containing a refused text gets 554 5.7.1, and MAIL is refused afterwards."""
     session = Session.start(config(refuse_helo_containing=("Bad.Example",)))
@@ -442,6 +451,8 @@ def test_refused_helo_blocks_mail_for_the_session() -> None:
         "554 5.7.1 Refused: HELO/EHLO argument was refused",
     ]
     assert sum(isinstance(e, Hello) for e in events) == 1
+    refusal = next(e for e in events if isinstance(e, CommandRejected))
+    assert (refusal.command, refusal.argument) == ("EHLO", "mx.BAD.example.com")
     session.feed(b"EHLO good\r\nMAIL FROM:<a@b.test>\r\n")
     assert session.codes()[-1].startswith("554 5.7.1")
 

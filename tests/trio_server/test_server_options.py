@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -45,8 +46,11 @@ async def run_session(
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-async def test_refuse_helo_containing(tmp_path: Path, nursery: trio.Nursery, enabled: bool) -> None:
+async def test_refuse_helo_containing(
+    tmp_path: Path, nursery: trio.Nursery, enabled: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """A HELO containing a listed text (any case) gets 554 5.7.1 and no mail is accepted."""
+    caplog.set_level(logging.INFO)
 
     def script(client: smtplib.SMTP) -> tuple[int, int]:
         helo, _ = client.ehlo("dsl-42.Pool.MyISP.com")
@@ -66,6 +70,7 @@ async def test_refuse_helo_containing(tmp_path: Path, nursery: trio.Nursery, ena
         assert helo == 554
         assert mail in (503, 554)
         assert messages(config, "alice") == []
+        assert 'reject command="EHLO" arg="dsl-42.Pool.MyISP.com" reply="554' in caplog.text
     else:
         assert (helo, mail) == (250, 250)
         assert len(messages(config, "alice")) == 1
