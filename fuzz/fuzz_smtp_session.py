@@ -188,9 +188,11 @@ class Session:
             wire += b"\r\n"
             content += b"\r\n"
         clean = self.settle()
-        oracle = (
-            clean and self.driver.conn.state is State.RCPT and not self.driver.binary_transaction
-        )
+        # A bare-CR line end followed by an LF-led look-alike is a genuine CRLF.CRLF:
+        # then the message really ends there, and what follows really is a command.
+        genuine_end = b"\r\n.\r\n" in b"\r\n" + wire
+        in_rcpt = self.driver.conn.state is State.RCPT
+        oracle = clean and in_rcpt and not self.driver.binary_transaction and not genuine_end
         ended = len(self.driver.ended_messages)
         mark = self.send_alone(b"DATA\r\n" + wire + b".\r\n")
         if not oracle or self.over:
