@@ -135,17 +135,9 @@ def _rcpt_params_round_trip(provider: ByteProvider, text: str, flags: int) -> No
         return
     formatted = format_rcpt_params(params, utf8=utf8)
     assert _PARAM_LIST.fullmatch(formatted), (text, formatted)
-    try:
-        again = parse_rcpt_params(
-            formatted, dsn=dsn, utf8=utf8, extra_keywords=extra, max_orcpt_length=max_orcpt_length
-        )
-    except ParameterError:
-        # F2b (/work/plan/fuzz-findings.md): raw UTF-8 in a non-"utf-8" ORCPT comes back
-        # as +XX and may outgrow the limit; skip only that case while it is open.
-        orcpt = next((t for t in formatted.split(" ") if t.upper().startswith("ORCPT=")), "")
-        if utf8 and len(orcpt) - len("ORCPT=") > max_orcpt_length:
-            return
-        raise
+    again = parse_rcpt_params(
+        formatted, dsn=dsn, utf8=utf8, extra_keywords=extra, max_orcpt_length=max_orcpt_length
+    )
     assert again == params, (text, formatted, params, again)
 
 
