@@ -475,6 +475,7 @@ OURS_MAILDIR = Target(
     "maildir",
     _smtpd,
     maildir=lambda work: work / "mail" / "alice",
+    note="config written by bench/e2e.py smtpd_config(): one local mailbox, defaults otherwise",
     prepare=smtpd_config,
 )
 

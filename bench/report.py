@@ -119,6 +119,8 @@ def _e2e(data: dict[str, Any]) -> list[str]:
     ]
     for t in data["targets"]:
         lines.append(f"- `{t['key']}`: {t['title']}" + (f". {t['note']}" if t["note"] else ""))
+        if t.get("command"):
+            lines.append(f"  `{t['command']}`")
     for key, why in data.get("skipped", {}).items():
         lines.append(f"- `{key}`: not measured: {why}")
     lines.append("")

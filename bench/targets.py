@@ -79,6 +79,15 @@ def available_targets() -> tuple[list[e2e.Target], dict[str, str]]:
     return found, skipped
 
 
+def _shown_command(target: e2e.Target) -> str:
+    """The server's command line as RESULTS.md shows it (port and folders elided)."""
+    work = e2e.WORK_DIR / target.key
+    argv = target.command(25250, work)
+    text = " ".join(argv).replace("25250", "PORT").replace(str(work), "WORK")
+    text = text.replace(sys.executable, "python").replace(str(e2e.BENCH_DIR), "bench")
+    return text.replace(str(Path(sys.executable).parent), ".venv/bin")
+
+
 def run_e2e(
     *, factor: float, reps: int, only: set[str], py_spy: Path | None, budget: float
 ) -> dict[str, object]:
@@ -122,7 +131,14 @@ def run_e2e(
         ],
         "budget_seconds": budget,
         "targets": [
-            {"key": t.key, "title": t.title, "mode": t.mode, "note": t.note} for t in found
+            {
+                "key": t.key,
+                "title": t.title,
+                "mode": t.mode,
+                "note": t.note,
+                "command": _shown_command(t),
+            }
+            for t in found
         ],
         "skipped": skipped,
         "outcomes": [o.to_json() for o in outcomes],
