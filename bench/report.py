@@ -274,8 +274,13 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        "Written by `make bench` (bench/run.py); quick look: `make bench BENCH_QUICK=1`.",
-        "Raw numbers: bench/work/results.json (not committed).",
+        "Written by `make bench` (bench/run.py), which first installs what is missing:",
+        "Debian's `postfix` package for smtp-source and smtp-sink (preseeded \"No",
+        'configuration", daemon stopped and disabled) and a bench-only venv with py-spy',
+        "(bench/work/venv). Quick look: `make bench BENCH_QUICK=1` (message counts x0.2).",
+        "Knobs: `BENCH_REPS` (measured runs per cell, default 3), `BENCH_ONLY` (comma-",
+        "separated server keys), `BENCH_BUDGET` (seconds per run before -m is cut). Every",
+        "server listens on 127.0.0.1 only. Raw numbers: bench/work/results.json (ignored).",
         "",
     ]
     lines += _machine(results)
