@@ -3,7 +3,8 @@
 # the engine emits is a whole, well-formed reply (enhanced status after EHLO when
 # enabled); feeding the same bytes whole, split at fuzzer-chosen points, or one byte at
 # a time gives the same events and replies (up to the STARTTLS point, where what was
-# already buffered legitimately matters); buffered input stays within the line limits.
+# already buffered legitimately matters); buffered input stays within the line limits;
+# and the DATA reader, fed in any pieces, agrees with a plain reference implementation.
 """Fuzz the SMTP server engine with raw client bytes (RFC 5321 and extensions)."""
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from collections.abc import Iterable
 from fuzz import sessions
 from fuzz._common import run_fuzzer
 from fuzz._smtp import Driver, Observation, config_from_flags, tls_from_flags
+from sansio_smtp._data import DataReader
 from sansio_smtp._events import ConnectionClosed, MessageData, MessageEnd, StartTLS
+from sansio_smtp._receivebuffer import ReceiveBuffer
 
 # Input layout: flags (config), split byte (low 4 bits: number of split points, bit 4:
-# also feed one byte at a time), one gap byte per split point, then the client bytes.
+# also feed one byte at a time, bit 5: instead check DataReader against a reference),
+# one gap byte per split point, then the client bytes.
 _ONE_BYTE_LIMIT = 256  # longest payload also fed byte by byte (keeps executions fast)
 
 
@@ -40,6 +44,54 @@ def _run(flags: int, chunks: Iterable[bytes]) -> Driver:
     driver.feed(b"")
     assert driver.closed or driver.failed is not None, "EOF did not end the session"
     return driver
+
+
+def _reference_data(
+    stream: bytes, max_text_line: int, max_size: int | None
+) -> tuple[int, bytes, bool]:
+    """The DATA reader's job done the obvious way (RFC 5321 §4.1.1.4, §4.5.2, §2.3.8).
+
+    Returns:
+        (offset just past CRLF.CRLF in ``stream`` or -1, the unstuffed content, whether
+        the message breaks a rule: bare CR/LF, a line over max_text_line not counting a
+        stuffed dot, or more than max_size bytes).
+    """
+    data = b"\r\n" + stream  # the DATA command's CRLF starts the first line
+    end = data.find(b"\r\n.\r\n")
+    if end < 0:
+        return -1, b"", False
+    lines = data[2 : end + 2].split(b"\r\n")[:-1]
+    content = b"".join((line[1:] if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    bad = any(b"\r" in line or b"\n" in line for line in lines)
+    bad = bad or any(len(line) - line.startswith(b".") + 2 > max_text_line for line in lines)
+    bad = bad or (max_size is not None and len(content) > max_size)
+    return end + 3, content, bad
+
+
+def _differential_data(flags: int, stream: bytes, gaps: bytes) -> None:
+    """DataReader, fed in fuzzer-chosen pieces, agrees with the reference above."""
+    max_text_line = 64 if flags & 4 else 1000
+    max_size = 200 if flags & 4 else None
+    reader = DataReader(max_text_line=max_text_line, max_size=max_size, bare_newlines="reject")
+    buf = ReceiveBuffer()
+    out = bytearray()
+    for piece in _chunks(stream, gaps):
+        buf.append(piece)
+        for _ in range(4):
+            if reader.done or not buf:
+                break
+            out += reader.read(buf)
+    end, content, bad = _reference_data(stream, max_text_line, max_size)
+    assert reader.done == (end >= 0), (stream, end)
+    if end < 0:
+        return
+    # Exactly the bytes after CRLF.CRLF are left for the command reader.
+    assert buf.extract_all() == stream[end:], (stream, end)
+    if bad:
+        assert reader.error is not None, (stream, bytes(out))
+    else:
+        assert reader.error is None, (stream, reader.error)
+        assert bytes(out) == content, (stream, bytes(out), content)
 
 
 def _tls_cut(transcript: list[Observation]) -> int:
@@ -84,6 +136,9 @@ def test_one_input(data: bytes) -> None:
     flags, split = data[0], data[1]
     count = split & 0x0F
     gaps, payload = data[2 : 2 + count], data[2 + count :]
+    if split & 0x20:
+        _differential_data(flags, payload, gaps)
+        return
     whole = _run(flags, [payload])
     if count:
         _same(whole, _run(flags, _chunks(payload, gaps)), "split")
@@ -99,6 +154,8 @@ def seeds() -> Iterable[tuple[str, bytes]]:
         yield f"{name}_split", bytes([0x18, 0x13, 4, 20, 250]) + session
         yield f"{name}_small_normalize", bytes([0x05, 0x02, 9, 60]) + session
         yield f"{name}_plain_policy", bytes([0xE0, 0x00]) + session
+        # The same bytes as DATA content for the differential DataReader check.
+        yield f"{name}_as_content", bytes([0x04, 0x23, 7, 30, 2]) + session
 
 
 def main() -> None:
