@@ -4,7 +4,7 @@
 # enabled); feeding the same bytes whole, split at fuzzer-chosen points, or one byte at
 # a time gives the same events and replies (up to the STARTTLS point, where what was
 # already buffered legitimately matters); buffered input stays within the line limits;
-# and the DATA reader, fed in any pieces, agrees with a plain reference implementation.
+# and the DATA and BDAT readers, fed in any pieces, agree with plain reference versions.
 """Fuzz the SMTP server engine with raw client bytes (RFC 5321 and extensions)."""
 
 from __future__ import annotations
@@ -13,8 +13,14 @@ from collections.abc import Iterable
 
 from fuzz import sessions
 from fuzz._common import run_fuzzer
-from fuzz._smtp import Driver, Observation, config_from_flags, tls_from_flags
-from sansio_smtp._data import DataReader
+from fuzz._smtp import (
+    Driver,
+    Observation,
+    config_from_flags,
+    has_bare_newline,
+    tls_from_flags,
+)
+from sansio_smtp._data import BdatReader, DataReader
 from sansio_smtp._events import ConnectionClosed, MessageData, MessageEnd, StartTLS
 from sansio_smtp._receivebuffer import ReceiveBuffer
 
@@ -94,6 +100,33 @@ def _differential_data(flags: int, stream: bytes, gaps: bytes) -> None:
         assert bytes(out) == content, (stream, bytes(out), content)
 
 
+def _differential_bdat(flags: int, stream: bytes, gaps: bytes) -> None:
+    """BdatReader over chunks cut at the gaps (each fed in two writes) gives the content
+    back exactly, or refuses it exactly when it holds a bare CR/LF (unless binary) or is
+    too big (RFC 3030 §2, RFC 5321 §2.3.8)."""
+    binary = bool(flags & 1)
+    max_size = 200 if flags & 4 else None
+    reader = BdatReader(max_size=max_size, bare_newlines="reject", binary=binary)
+    chunks = _chunks(stream, gaps) or [b""]
+    out = bytearray()
+    for i, chunk in enumerate(chunks):
+        reader.start_chunk(len(chunk), last=i == len(chunks) - 1)
+        buf = ReceiveBuffer()
+        for piece in (chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]):
+            buf.append(piece)
+            out += reader.read(buf)
+        assert reader.chunk_done, (chunks, i)
+        assert not buf, (chunks, i)
+    bad = (not binary and has_bare_newline(stream)) or (
+        max_size is not None and len(stream) > max_size
+    )
+    if bad:
+        assert reader.error is not None, (chunks, bytes(out))
+    else:
+        assert reader.error is None, (chunks, reader.error)
+        assert bytes(out) == stream, (chunks, bytes(out))
+
+
 def _tls_cut(transcript: list[Observation]) -> int:
     """Index of the reply to the first STARTTLS that was accepted or refused as pipelined."""
     for i, (kind, value) in enumerate(transcript):
@@ -138,6 +171,7 @@ def test_one_input(data: bytes) -> None:
     gaps, payload = data[2 : 2 + count], data[2 + count :]
     if split & 0x20:
         _differential_data(flags, payload, gaps)
+        _differential_bdat(flags, payload, gaps)
         return
     whole = _run(flags, [payload])
     if count:
