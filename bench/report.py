@@ -44,6 +44,7 @@ def _machine(results: dict[str, Any]) -> list[str]:
         "",
         f"- {m['nproc']} cores, {m['cpu']}, Linux {m['kernel']}",
         f"- {m['implementation']} {m['python']}; Postfix {m['postfix']} (smtp-source, smtp-sink)",
+        f"- sansio-smtp revision {m.get('revision', 'unknown')}",
         f"- run {m['date']}, {mode}, {results['reps']} measured runs per cell, "
         f"load average at start {m['loadavg_at_start']}, suite took "
         f"{results.get('seconds', 0):.0f} s",

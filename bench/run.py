@@ -41,9 +41,30 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "postfix": _postfix_version(),
+        "revision": _revision(),
         "loadavg_at_start": " ".join(loadavg),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def _revision() -> str:
+    """The commit measured, and whether src/ had uncommitted changes."""
+    root = BENCH_DIR.parent
+    head = (
+        subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            check=False,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        check=False,
+    ).stdout.strip()
+    return (head or "unknown") + (" with uncommitted changes in src/" if dirty else "")
 
 
 def _postfix_version() -> str:
