@@ -288,6 +288,9 @@ def render(results: dict[str, Any]) -> str:
     lines += _verdicts(results)
     if results.get("engine"):
         lines += _engine(results["engine"])
+    elif results.get("engine_error"):
+        failed = f"Failed: {results['engine_error']}"
+        lines += ["## 1. In-process engine benchmarks", "", failed, ""]
     if results.get("e2e"):
         lines += _e2e(results["e2e"])
         lines += _py_spy(results["e2e"])
