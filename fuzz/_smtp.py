@@ -10,7 +10,8 @@ promises whatever the peer sends:
   CRLF, no control bytes, one code per multi-line reply), with an RFC 3463 status on
   every 2xx/4xx/5xx line once EHLO was accepted and ENHANCEDSTATUSCODES is on, except
   the EHLO/HELO reply itself (RFC 2034 §3);
-- the peer text events carry (HELO argument, raw paths, rejected verbs) is printable;
+- the peer text events carry (HELO argument, raw paths, rejected verbs and arguments)
+  is printable;
 - MessageEnd.size is the number of content bytes delivered since the message began, and
   an accepted message holds no bare CR or LF unless it was BODY=BINARYMIME;
 - when it needs data, the engine holds no more than one line limit of input;
@@ -277,6 +278,7 @@ class Driver:
             assert not _CONTROL.search(event.raw), event
         elif isinstance(event, CommandRejected):
             assert not _CONTROL.search(event.command), event
+            assert not _CONTROL.search(event.argument), event
         if isinstance(event, MessageData):
             assert event.data, "empty MessageData"
             self._content += event.data
