@@ -7,13 +7,16 @@
 # CRLF NUL . CRLF, ...) is content: the 2023 SMTP-smuggling attacks
 # (CVE-2023-51764/5/6) live exactly in servers that accepted one of those.
 #
-# Speed: the reader works on whole chunks with C-speed passes (translate, searches
-# through UTF-16 views, see _Scan; bytes.rfind for line lengths; one replace when
-# dots must go) and keeps at most four bytes of carry-over: the longest tail of
-# what it has seen that is a proper prefix of CRLF "." CRLF. A dot line (CRLF "."
-# and one more byte) or the end marker therefore lies wholly inside the chunk being
-# processed (the carry-over starts with CR, which neither pattern has after its
-# first byte), and no byte is searched twice by Python code.
+# Speed: the reader works on whole chunks with C-speed passes and no per-line
+# Python loop. A clean chunk costs two regex searches (the first CR not starting
+# CRLF plus an ordinary byte, which finds dot lines, the end marker and bare CRs at
+# once; the first LF not after CR) and one rfind per max_text_line bytes for line
+# lengths, and is handed out as is, without a copy. A dot line costs one find for
+# the end marker and one replace. At most four bytes are carried over: the longest
+# tail of what was seen that is a proper prefix of CRLF "." CRLF. A dot line (CRLF
+# "." and one more byte) or the end marker therefore lies wholly inside the chunk
+# being processed (the carry-over starts with CR, which neither pattern has after
+# its first byte), and no byte is searched twice by Python code.
 #
 # Bare LF / bare CR (RFC 5321 §2.3.8: they must not appear in SMTP text) follow
 # ServerConfig.bare_newlines: "reject" refuses the message after its end (like
@@ -30,6 +33,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 from ._receivebuffer import ReceiveBuffer
@@ -60,88 +64,26 @@ _LINE_DOT: Final = b"\r\n."
 _PREFIXES: Final = (b"\r\n.\r", b"\r\n.", b"\r\n", b"\r")
 
 
-# translate() deletes every byte but CR, LF and 0xD8..0xDF (see _Scan).
-_SCAN_DELETE: Final = bytes(b for b in range(256) if b not in b"\r\n" and not 0xD8 <= b <= 0xDF)
-_SURROGATE_HIGH: Final = bytes(range(0xD8, 0xE0))
-_NOT_NEWLINE: Final = bytes(b for b in range(256) if b not in b"\r\n")
-# Little-endian UTF-16 code units: CR LF, and LF "."
-_CRLF_UNIT: Final = "\u0a0d"
-_LF_DOT_UNIT: Final = "\u2e0a"
-# LF "." not preceded by CR (bare LFs) seen before handing over to bytes.find.
-_MAX_MISSES: Final = 8
+# Regular-expression searches over bytes: sre scans for the leading literal byte in
+# C and then checks the one or two bytes around it, so each is a single pass that
+# costs about as much as a bytes.find, and they need no care about what other
+# bytes the content holds.
+#
+# The first CR that does not begin CRLF plus an ordinary byte: a dot line (or the
+# end marker), a bare CR, or a CR / CRLF cut by the end of the chunk. Text lines
+# end in CRLF followed by an ordinary byte, so a clean chunk has no match at all.
+_CR_NOTABLE: Final = re.compile(rb"\r(?!\n[^.])")
+_BARE_CR: Final = re.compile(rb"\r(?!\n)")
+# An LF whose previous byte is not CR (the lookbehind sees the bytes before it).
+_BARE_LF: Final = re.compile(rb"\n(?<!\r\n)")
 
 
-class _Scan:
-    """One chunk seen through whole-chunk C passes, for the searches DATA needs.
+def _has_bare(chunk: bytes, start: int = 0) -> bool:
+    """True if a CR or LF in chunk[start:] is not part of a CRLF pair.
 
-    A search for a 2- or 3-byte pattern such as CRLF steps about three bytes at a
-    time on text, where CR and LF are frequent. Seen as little-endian UTF-16, the
-    pairs become single code units (CRLF is U+0A0D, LF "." is U+2E0A) and searching
-    for one code unit runs at memory speed; two views, from even and from odd
-    offsets, see every pair. The views are only built when no byte 0xD8..0xDF is
-    present: then no code unit is a surrogate, decoding cannot fail, and string
-    index i is exactly code unit i (a surrogate pair would make one character of
-    two units). Otherwise (Arabic UTF-8 text, raw binary) plain bytes searches run.
+    A CR as the very last byte counts as bare.
     """
-
-    __slots__ = ("data", "even", "newlines", "odd")
-
-    def __init__(self, data: bytes, *, views: bool = True) -> None:
-        self.data = data
-        kept = data.translate(None, _SCAN_DELETE)
-        newlines = kept.translate(None, _SURROGATE_HIGH)
-        self.newlines = len(newlines)  # CR and LF bytes in data
-        self.even: str | None = None
-        self.odd: str | None = None
-        if views and newlines and len(kept) == len(newlines):
-            n = len(data)
-            self.even = data[: n & ~1].decode("utf-16-le")
-            self.odd = data[1 : 1 + ((n - 1) & ~1)].decode("utf-16-le")
-
-    def find_line_dot(self) -> int:
-        """Offset of the first CRLF "." in the data, or -1."""
-        data, even, odd = self.data, self.even, self.odd
-        if even is None or odd is None:
-            return data.find(_LINE_DOT)
-        # Every LF "." pair is one U+2E0A unit in exactly one view; a line-start
-        # dot also has CR before the LF. Candidates come in byte order.
-        e = even.find(_LF_DOT_UNIT)
-        o = odd.find(_LF_DOT_UNIT)
-        lf = 0
-        for _ in range(_MAX_MISSES):
-            if e < 0 and o < 0:
-                return -1
-            if o < 0 or 0 <= e <= o:  # byte 2e comes before byte 2o + 1
-                lf = 2 * e
-                e = even.find(_LF_DOT_UNIT, e + 1)
-            else:
-                lf = 2 * o + 1
-                o = odd.find(_LF_DOT_UNIT, o + 1)
-            if lf and data[lf - 1] == 0x0D:
-                return lf - 1
-        return data.find(_LINE_DOT, lf)  # many bare LF "." pairs: no Python loop
-
-    def has_bare(self, length: int) -> bool:
-        """True if data[:length] holds a CR or an LF outside a CRLF pair.
-
-        Clean exactly when the CR and LF bytes number twice the CRLF pairs.
-        """
-        data = self.data
-        newlines = self.newlines
-        if length < len(data):
-            newlines -= len(data[length:].translate(None, _NOT_NEWLINE))
-        if not newlines:
-            return False
-        if self.even is None or self.odd is None:
-            crlf = data.count(b"\r\n", 0, length)
-        else:
-            crlf = self.even.count(_CRLF_UNIT, 0, length // 2)
-            crlf += self.odd.count(_CRLF_UNIT, 0, (length - 1) // 2)
-        return newlines != 2 * crlf
-
-
-def _has_bare(chunk: bytes) -> bool:
-    return _Scan(chunk).has_bare(len(chunk))
+    return _BARE_CR.search(chunk, start) is not None or _BARE_LF.search(chunk, start) is not None
 
 
 def _normalize(chunk: bytes) -> bytes:
@@ -194,13 +136,24 @@ class DataReader:
         if self.done or not buf:
             return b""
         data = self._carry + buf.extract_all()
-        scan = _Scan(data, views=self.error is None)
         # One search finds the end marker and dot-stuffing alike: the first CRLF "."
         # is either the end (CRLF follows) or a line whose leading dot is removed,
-        # and then only the end marker remains to be found.
+        # and then only the end marker remains to be found. While the message is
+        # still wanted, _CR_NOTABLE finds it together with the first bare CR.
+        bare_cr = False
+        if self.error is not None:
+            pos = data.find(_LINE_DOT)
+        else:
+            match = _CR_NOTABLE.search(data)
+            pos = -1 if match is None else match.start()
+            if pos >= 0 and not data.startswith(_LINE_DOT, pos):
+                if pos + 1 < len(data) and data[pos + 1] != 0x0A:
+                    bare_cr = True  # dot lines may still follow it
+                    pos = data.find(_LINE_DOT, pos)
+                else:
+                    pos = -1  # a CR or CRLF at the very end: carried over below
         end = -1
         stuffed = False
-        pos = scan.find_line_dot()
         if pos >= 0:
             after = data[pos + 3 : pos + 5]
             if after == b"\r\n":
@@ -219,11 +172,18 @@ class DataReader:
                 if data.endswith(prefix):
                     keep = len(prefix)
                     break
+            # A clean chunk has no CR at its end: body is data itself, not a copy.
             body = data[: len(data) - keep]
             self._carry = data[len(data) - keep :]
         if not body or self.error is not None:
             return b""
-        bare = scan.has_bare(len(body))
+        # Before the first notable CR every CR began a CRLF; past a dot line they
+        # must be looked at again. The body never ends with a CR (it is carried).
+        bare = (
+            bare_cr
+            or _BARE_LF.search(body) is not None
+            or (stuffed and _BARE_CR.search(body, pos) is not None)
+        )
         if bare and self._bare_newlines == "reject":
             self.error = BARE_NEWLINE_REPLY
             return b""
