@@ -104,6 +104,7 @@ TOO_MANY_RECIPIENTS: Final = _r(452, "4.5.3", "Too many recipients")
 BAD_LOCAL_PART: Final = _r(553, "5.1.3", "Local part contains a forbidden character")
 PARAMS_NEED_EHLO: Final = _r(555, "5.5.4", "Parameters are not recognized after HELO")
 BINARYMIME_NEEDS_BDAT: Final = _r(503, "5.5.1", "BODY=BINARYMIME requires BDAT (RFC 3030)")
+GO_AHEAD: Final = Reply(code=354, lines=("End data with <CR><LF>.<CR><LF>",))
 
 # BDAT chunk-size (RFC 3030 §2): 1*DIGIT; at most 18 digits so int() stays cheap
 # and bounded (h11#181, CVE-2020-10735).
@@ -121,6 +122,54 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 def _encode(reply: Reply, enhanced: bool) -> bytes:
     """Reply.to_bytes, remembered: most replies are the same few constants."""
     return reply.to_bytes(enhanced=enhanced)
+
+
+# The replies that depend on the configuration (220, 221, the EHLO list) are the
+# same for every connection of a server: each is built and checked once, not per
+# session (Reply's validation and to_bytes showed in profiles of short sessions).
+@functools.lru_cache(maxsize=64)
+def _greeting(hostname: str, text: str) -> Reply:
+    return Reply(code=220, lines=(f"{hostname} {text}".rstrip(),))
+
+
+@functools.lru_cache(maxsize=64)
+def _bye(hostname: str) -> Reply:
+    return _r(221, "2.0.0", f"{hostname} closing connection")
+
+
+@functools.lru_cache(maxsize=64)
+def _hello_reply(first: str, extensions: tuple[str, ...]) -> bytes:
+    # RFC 2034 §3: no status code on the EHLO/HELO reply itself.
+    return Reply(code=250, lines=(first, *extensions)).to_bytes(enhanced=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _extensions(config: ServerConfig, tls_active: bool) -> tuple[str, ...]:
+    """The EHLO keywords, in the order they are sent (see ServerConnection.extensions)."""
+    c = config
+    ext: list[str] = []
+    if c.pipelining:
+        ext.append("PIPELINING")
+    if c.size:
+        ext.append(f"SIZE {c.max_message_size}" if c.max_message_size else "SIZE")
+    if c.eightbitmime:
+        ext.append("8BITMIME")
+    if c.smtputf8:
+        ext.append("SMTPUTF8")
+    if c.enhanced_status_codes:
+        ext.append("ENHANCEDSTATUSCODES")
+    if c.dsn:
+        ext.append("DSN")
+    if c.chunking:
+        ext.append("CHUNKING")
+    if c.binarymime:
+        ext.append("BINARYMIME")
+    if c.starttls and not tls_active:
+        ext.append("STARTTLS")
+    if c.auth_mechanisms and (tls_active or not c.auth_require_tls):
+        ext.append("AUTH " + " ".join(m.upper() for m in c.auth_mechanisms))
+    ext.append("HELP")
+    return tuple(ext)
 
 
 def _verb_of(raw: bytes) -> str:
@@ -210,30 +259,7 @@ class ServerConnection:
 
     def extensions(self) -> list[str]:
         """The EHLO keywords offered now, in the order they are sent."""
-        c = self.config
-        ext: list[str] = []
-        if c.pipelining:
-            ext.append("PIPELINING")
-        if c.size:
-            ext.append(f"SIZE {c.max_message_size}" if c.max_message_size else "SIZE")
-        if c.eightbitmime:
-            ext.append("8BITMIME")
-        if c.smtputf8:
-            ext.append("SMTPUTF8")
-        if c.enhanced_status_codes:
-            ext.append("ENHANCEDSTATUSCODES")
-        if c.dsn:
-            ext.append("DSN")
-        if c.chunking:
-            ext.append("CHUNKING")
-        if c.binarymime:
-            ext.append("BINARYMIME")
-        if c.starttls and not self.tls_active:
-            ext.append("STARTTLS")
-        if self._auth_offered():
-            ext.append("AUTH " + " ".join(m.upper() for m in c.auth_mechanisms))
-        ext.append("HELP")
-        return ext
+        return list(_extensions(self.config, self.tls_active))
 
     # -------------------------------------------------------------- byte I/O
 
@@ -586,7 +612,7 @@ class ServerConnection:
             max_size=c.max_message_size,
             bare_newlines=c.bare_newlines,
         )
-        self._reply(Reply(code=354, lines=("End data with <CR><LF>.<CR><LF>",)))
+        self._reply(GO_AHEAD)
         self._state = target
 
     def _cmd_bdat(self, arg: str) -> None:
@@ -627,7 +653,7 @@ class ServerConnection:
         self._reply(OK)
 
     def _cmd_quit(self, arg: str, target: State) -> None:
-        self._close("QUIT", _r(221, "2.0.0", f"{self.config.hostname} closing connection"))
+        self._close("QUIT", _bye(self.config.hostname))
 
     def _cmd_help(self, arg: str, target: State) -> None:
         verbs = [v for v in VERBS if self._extension_enabled(v)]
@@ -800,7 +826,7 @@ class ServerConnection:
             if self._state is not State.GREETING:
                 self._fail("Greeting is only valid once, first")
             text = decision.text if decision.text is not None else self.config.greeting_text
-            self._reply(Reply(code=220, lines=(f"{self.config.hostname} {text}".rstrip(),)))
+            self._reply(_greeting(self.config.hostname, text))
             self._state = State.CONNECTED
             return
         pending = self._pending
@@ -827,9 +853,8 @@ class ServerConnection:
             self.helo_name = event.domain
             self.esmtp = event.command == "EHLO"
             first = text or self.config.hostname
-            lines = (first, *self.extensions()) if self.esmtp else (first,)
-            # RFC 2034 §3: no status code on the EHLO/HELO reply itself.
-            self._out += Reply(code=250, lines=lines).to_bytes(enhanced=False)
+            extensions = _extensions(self.config, self.tls_active) if self.esmtp else ()
+            self._out += _hello_reply(first, extensions)
         elif pending.kind == "mail":
             assert isinstance(event, MailFrom)
             self._transaction = _Transaction(params=event.params)
