@@ -28,6 +28,10 @@ class ReceiveBuffer:
         """The first ``count`` bytes, left in place."""
         return bytes(self._data[:count])
 
+    def startswith(self, prefix: bytes) -> bool:
+        """True if the buffered bytes begin with ``prefix`` (no copy, unlike peek)."""
+        return self._data.startswith(prefix)
+
     def append(self, data: bytes) -> None:
         """Add bytes at the end."""
         self._data += data

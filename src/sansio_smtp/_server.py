@@ -346,7 +346,7 @@ class ServerConnection:
                     if self._skip_bytes:
                         self._need_data()
                         return
-                if not self._skip_line and self._buf.peek(2) == _TLS_RECORD:
+                if not self._skip_line and self._buf.startswith(_TLS_RECORD):
                     # A TLS ClientHello on a plaintext session: no command starts with
                     # 0x16, and waiting for its LF would only hang until a timeout.
                     self._close("TLS handshake on a plaintext session", TLS_ON_PLAINTEXT)
@@ -457,7 +457,7 @@ class ServerConnection:
         verb, _, arg = line.partition(" ")
         # ASCII only: "quıt".upper() would otherwise become QUIT.
         verb = verb.upper() if verb.isascii() else verb
-        if verb not in VERBS:
+        if verb not in _VERB_SET:
             self._protocol_error(verb, UNKNOWN_COMMAND)
             return
         if verb == "BDAT":
@@ -911,6 +911,9 @@ class ServerConnection:
         self._transaction = None
         self._state = State.CONNECTED
 
+
+# VERBS as a set: one hash instead of a scan of the tuple per command.
+_VERB_SET: Final = frozenset(VERBS)
 
 # Verb -> handler, for the verbs _command() dispatches after the table check.
 _HANDLERS: Final[dict[str, Callable[[ServerConnection, str, State], None]]] = {

@@ -71,6 +71,10 @@ class State(enum.Enum):
     CLOSED = "CLOSED"  # QUIT, EOF, Shutdown or fatal peer error; final reply queued
     ERROR = "ERROR"  # the application misused the engine; sticky
 
+    # Members are singletons compared by identity, so the identity hash is enough;
+    # Enum's own __hash__ is Python code, and TRANSITIONS[state] runs per command.
+    __hash__ = object.__hash__
+
 
 #: Every verb the engine knows (RFC 5321 §4.1, RFC 3030, RFC 3207, RFC 4954).
 VERBS: Final = (

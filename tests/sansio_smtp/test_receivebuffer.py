@@ -44,3 +44,14 @@ def test_other_cuts() -> None:
     buf.append(b"q")
     buf.clear()
     assert len(buf) == 0
+
+
+def test_startswith_looks_without_consuming() -> None:
+    """startswith compares the front of the buffer and leaves the bytes in place."""
+    buf = ReceiveBuffer()
+    assert not buf.startswith(b"\x16\x03")
+    buf.append(b"\x16")
+    assert not buf.startswith(b"\x16\x03")
+    buf.append(b"\x03\x01")
+    assert buf.startswith(b"\x16\x03")
+    assert buf.extract_all() == b"\x16\x03\x01"
