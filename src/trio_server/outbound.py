@@ -285,7 +285,7 @@ class DeliveryAgent:
             # RFC 3463 §3.5: 4.4.1 no answer from host; 4.4.2 bad connection.
             status = "4.4.2" if isinstance(exc, trio.TooSlowError) else "4.4.1"
             failure = HopReply(code=451, status=status, text=f"connection to {hop} failed")
-            log.info("queue %s: %s: %s", envelope.id, hop, exc)
+            log.info("queue %s: %s: %s", envelope.id, escape_text(hop), escape_text(str(exc)))
         else:
             failure = HopReply(code=451, status="4.4.2", text="no reply for this recipient")
         now = self._now()
@@ -316,9 +316,9 @@ class DeliveryAgent:
         log.info(
             "queue %s: to=<%s> hop=%s reply=%s",
             envelope.id,
-            recipient.address,
-            remote or recipient.next_hop,
-            reply.diagnostic,
+            escape_text(recipient.address, limit=320),
+            escape_text(remote or recipient.next_hop),
+            escape_text(reply.diagnostic, limit=512),
         )
         if 200 <= reply.code < 300:
             assert result is not None
@@ -380,7 +380,7 @@ class DeliveryAgent:
                     "queue %s: %s report to <%s> for %d recipient(s)",
                     envelope.id,
                     action.value,
-                    envelope.sender,
+                    escape_text(envelope.sender, limit=320),
                     len(covered),
                 )
         cleared = tuple(
@@ -946,7 +946,7 @@ class ForwardingRouter:
             if data is not None:
                 await self.reports(sender, data)
         except (OSError, SpoolError, ValueError):
-            log.exception("delivered report to <%s> failed", header_safe(sender))
+            log.exception("delivered report to <%s> failed", escape_text(sender, limit=320))
 
 
 def _header_section(spool: MessageSource, limit: int = 256 * 1024) -> bytes:
@@ -1002,13 +1002,15 @@ class ReportRouter:
         is_local, mailbox = self._local(local_part, domain)
         if is_local:
             if mailbox is None:
-                log.warning("report to <%s> dropped: no such local mailbox", header_safe(address))
+                log.warning(
+                    "report to <%s> dropped: no such local mailbox", escape_text(address, limit=320)
+                )
                 return
             await self._deliver_locally(mailbox, address, report)
             return
         hop = self._routes.next_hop(address, may_relay=True)
         if hop is None:
-            log.warning("report to <%s> dropped: no route", header_safe(address))
+            log.warning("report to <%s> dropped: no route", escape_text(address, limit=320))
             return
         envelope = Envelope(
             id="",
@@ -1019,7 +1021,7 @@ class ReportRouter:
             ),
         )
         stored = await trio.to_thread.run_sync(self._spool.enqueue, envelope, report)
-        log.info("queue %s: report queued to <%s>", stored.id, header_safe(address))
+        log.info("queue %s: report queued to <%s>", stored.id, escape_text(address, limit=320))
         if self.agent is not None:
             self.agent.wake()
 
@@ -1035,7 +1037,7 @@ class ReportRouter:
             await self._delivery.deliver(content, envelope, trace, add_date=False)
         finally:
             await content.aclose()
-        log.info("report delivered to <%s> mailbox=%s", header_safe(address), mailbox)
+        log.info("report delivered to <%s> mailbox=%s", escape_text(address, limit=320), mailbox)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
