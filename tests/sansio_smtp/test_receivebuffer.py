@@ -55,3 +55,52 @@ def test_startswith_looks_without_consuming() -> None:
     buf.append(b"\x03\x01")
     assert buf.startswith(b"\x16\x03")
     assert buf.extract_all() == b"\x16\x03\x01"
+
+
+def test_bytes_arriving_in_an_empty_buffer_are_taken_back_without_a_copy() -> None:
+    """A bytes chunk appended to an empty buffer comes back from extract_all as is."""
+    buf = ReceiveBuffer()
+    chunk = b"x" * 65536
+    buf.append(chunk)
+    assert len(buf) == 65536
+    assert buf
+    assert buf.startswith(b"xx")
+    assert buf.extract_all() is chunk
+    assert not buf
+    assert len(buf) == 0
+
+
+def test_a_caller_bytearray_is_copied() -> None:
+    """Changing a bytearray after appending it does not change what was buffered."""
+    buf = ReceiveBuffer()
+    data = bytearray(b"abc")
+    buf.append(data)
+    data[:] = b"zzz"
+    assert buf.extract_all() == b"abc"
+
+
+def test_kept_chunk_joins_later_bytes_in_order() -> None:
+    """Every operation sees a kept chunk followed by what came after it."""
+    buf = ReceiveBuffer()
+    buf.append(b"")
+    assert not buf
+    buf.append(b"MAIL ")
+    buf.append(b"FROM:<>\r\nRC")
+    assert buf.peek(4) == b"MAIL"
+    assert buf.extract_line() == b"MAIL FROM:<>\r\n"
+    buf.append(b"PT\r\n")
+    assert buf.extract_line() == b"RCPT\r\n"
+    buf.append(b"1234")
+    assert buf.extract_at_most(2) == b"12"
+    buf.append(b"56")
+    assert buf.extract_all() == b"3456"
+    buf.append(b"1234")
+    assert buf.discard_at_most(3) == 3
+    buf.append(b"56")
+    assert buf.extract_all() == b"456"
+    buf.append(b"1234")
+    buf.clear()
+    assert not buf
+    buf.append(b"tail")
+    buf.push_front(b"head-")
+    assert buf.extract_all() == b"head-tail"
