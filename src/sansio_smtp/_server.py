@@ -143,9 +143,19 @@ def _hello_reply(first: str, extensions: tuple[str, ...]) -> bytes:
     return Reply(code=250, lines=(first, *extensions)).to_bytes(enhanced=False)
 
 
-@functools.lru_cache(maxsize=64)
+def _auth_offered(config: ServerConfig, tls_active: bool) -> bool:
+    return bool(config.auth_mechanisms) and (tls_active or not config.auth_require_tls)
+
+
 def _extensions(config: ServerConfig, tls_active: bool) -> tuple[str, ...]:
     """The EHLO keywords, in the order they are sent (see ServerConnection.extensions)."""
+    try:
+        return _cached_extensions(config, tls_active)
+    except TypeError:  # a list given for a tuple field makes the config unhashable
+        return _build_extensions(config, tls_active)
+
+
+def _build_extensions(config: ServerConfig, tls_active: bool) -> tuple[str, ...]:
     c = config
     ext: list[str] = []
     if c.pipelining:
@@ -166,10 +176,13 @@ def _extensions(config: ServerConfig, tls_active: bool) -> tuple[str, ...]:
         ext.append("BINARYMIME")
     if c.starttls and not tls_active:
         ext.append("STARTTLS")
-    if c.auth_mechanisms and (tls_active or not c.auth_require_tls):
+    if _auth_offered(c, tls_active):
         ext.append("AUTH " + " ".join(m.upper() for m in c.auth_mechanisms))
     ext.append("HELP")
     return tuple(ext)
+
+
+_cached_extensions: Final = functools.lru_cache(maxsize=64)(_build_extensions)
 
 
 def _verb_of(raw: bytes) -> str:
@@ -485,8 +498,7 @@ class ServerConnection:
         return True
 
     def _auth_offered(self) -> bool:
-        c = self.config
-        return bool(c.auth_mechanisms) and (self.tls_active or not c.auth_require_tls)
+        return _auth_offered(self.config, self.tls_active)
 
     def _parameter_error(self, verb: str, reply: Reply) -> None:
         # Syntax errors count against max_bad_commands; policy answers (552 size,

@@ -121,6 +121,21 @@ def test_each_extension_can_be_switched_off() -> None:
     assert session.replies() == ["250-mx.test", "250 HELP", "250 Ok"]
 
 
+def test_ehlo_reply_follows_tls_and_survives_an_unhashable_config() -> None:
+    """The cached EHLO list depends on TLS, and a list-valued field does not break EHLO."""
+    for mechanisms in (("PLAIN",), ["PLAIN"]):
+        cfg = config(auth_mechanisms=mechanisms, starttls=True)
+        plain = ServerConnection(cfg)
+        tls = ServerConnection(cfg, tls_active=True)
+        assert "STARTTLS" in plain.extensions()
+        assert "AUTH PLAIN" not in plain.extensions()
+        assert "STARTTLS" not in tls.extensions()
+        assert "AUTH PLAIN" in tls.extensions()
+        session = Session.start(cfg)
+        session.feed(b"EHLO c\r\n")
+        assert "250-STARTTLS" in session.replies()
+
+
 def test_size_without_limit_is_bare_keyword() -> None:
     """SIZE is advertised without a number when there is no size limit (RFC 1870 §4)."""
     session = Session.start(config(max_message_size=None))
