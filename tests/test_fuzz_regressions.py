@@ -65,7 +65,7 @@ def _server_events(chunks: list[bytes]) -> list[Event]:
         conn.receive_data(chunk)
         for _ in range(100):
             event = conn.next_event()
-            if event is NEED_DATA:
+            if event is NEED_DATA or event is PAUSED:
                 break
             assert isinstance(event, Event), event
             events.append(event)
@@ -115,3 +115,10 @@ def test_f5_mail_params_refuse_unprintable_envid(envid: str) -> None:
     """An ENVID that parse_mail_params would refuse cannot be built into MailParams."""
     with pytest.raises(ValueError, match="ENVID"):
         MailParams(envid=envid)
+
+
+def test_f4_line_limit_still_holds_after_unstuffing() -> None:
+    """A 999-octet line (after removing the stuffed dot) is still refused as too long."""
+    events = _data_outcome(b".." + b"x" * 998 + b"\r\n.\r\n")
+    assert isinstance(events[-1], MessageRejected), events
+    assert events[-1].reply.code == 554, events
