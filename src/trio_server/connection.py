@@ -53,6 +53,7 @@ from sansio_smtp import (
     MessageData,
     MessageEnd,
     MessageRejected,
+    RcptParams,
     RcptTo,
     Reject,
     Reply,
@@ -122,6 +123,7 @@ class _Transaction:
     params: MailParams
     binary: bool  # BODY=BINARYMIME: store the bytes exactly
     routed: list[RoutedRecipient] = field(default_factory=list)
+    local: list[tuple[str, RcptParams]] = field(default_factory=list)  # for DSNs
     spool: Spool | None = None
 
 
@@ -351,6 +353,7 @@ class SMTPConnection:
             decision = await router.verify(event.recipient) or decision
         if isinstance(decision, LocalDelivery):
             self.transaction.envelope.add(decision.mailbox, event.raw)
+            self.transaction.local.append((event.raw, event.params))
             self.engine.send(Accept())
             self.log.event("rcpt", to=f"<{event.raw}>", mailbox=decision.mailbox)
         elif isinstance(decision, Refusal):
@@ -432,6 +435,10 @@ class SMTPConnection:
                     trace,
                     queue_id=envelope.queue_id,
                     mail_params=transaction.params,
+                )
+            if delivered:
+                await self.context.router.delivered_locally(
+                    spool, envelope.sender, transaction.local, trace, mail_params=transaction.params
                 )
         except OSError as error:
             self.log.event("delivery-failed", queue_id=envelope.queue_id, error=str(error))

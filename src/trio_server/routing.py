@@ -124,6 +124,28 @@ class Router(Protocol):
         """
         ...
 
+    async def delivered_locally(
+        self,
+        spool: Spool,
+        sender: str,
+        recipients: Sequence[tuple[str, RcptParams | None]],
+        trace: TraceInfo,
+        *,
+        mail_params: MailParams | None = None,
+    ) -> None:
+        """The local copies are durable: report "delivered" where NOTIFY asked for it.
+
+        Args:
+            spool: the received content (its header section is quoted).
+            sender: the reverse-path, "" for ``<>`` (never reported to).
+            recipients: (address as given in RCPT TO, its RCPT parameters), in order.
+            trace: the session facts.
+            mail_params: the MAIL FROM parameters (ENVID, RET, SMTPUTF8).
+
+        Never raises: the message is delivered whatever happens to the report.
+        """
+        ...
+
 
 class NoRoutes:
     """The default router: nothing leaves this server."""
@@ -149,6 +171,17 @@ class NoRoutes:
     ) -> None:
         """Never called, since :meth:`route` never routes."""
         raise AssertionError("NoRoutes.enqueue called without a route")
+
+    async def delivered_locally(
+        self,
+        spool: Spool,
+        sender: str,
+        recipients: Sequence[tuple[str, RcptParams | None]],
+        trace: TraceInfo,
+        *,
+        mail_params: MailParams | None = None,
+    ) -> None:
+        """Nothing: without the queue there is no report machinery."""
 
 
 def decide(

@@ -287,6 +287,27 @@ async def test_relayed_report_from_a_non_dsn_lan_server(tmp_path: Path) -> None:
     assert block["Original-Recipient"] == "rfc822;Bob+@Branch.example.test"
 
 
+async def test_local_delivery_with_notify_success_reports_delivered(tmp_path: Path) -> None:
+    """A local recipient with NOTIFY=SUCCESS gives the (local) sender a "delivered" report."""
+    async with _running(_config(tmp_path, forward_port=free_port())) as (port, _):
+
+        def send() -> None:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.sendmail(
+                    "alice@example.test",
+                    ["alice@example.test"],
+                    ORIGINAL,
+                    rcpt_options=["NOTIFY=SUCCESS"],
+                )
+
+        await trio.to_thread.run_sync(send)
+    messages = _maildir_messages(tmp_path)
+    reports = [m for m in messages if m.get_content_type() == "multipart/report"]
+    assert len(messages) == 2
+    (report,) = reports
+    assert _status_blocks(report)[1]["Action"] == "delivered"
+
+
 SECRET = "a-shared-secret-of-24ch"
 
 

@@ -109,6 +109,9 @@ class FakeRouter:
         self.asked.append(trusted)
         return Route(next_hop="10.0.0.2:25") if recipient.domain == "branch.test" else None
 
+    async def delivered_locally(self, *args: object, **kwargs: object) -> None:
+        pass
+
     async def verify(self, recipient: Mailbox) -> Refusal | None:
         if recipient.local_part == "x":
             return Refusal(code=550, status="5.1.1", text="unknown at branch", unknown_local=True)
