@@ -72,6 +72,7 @@ async def _run(server: SMTPServer, forwarding: Forwarding | None) -> None:
             await nursery.start(server.serve)
             # Background services run until shutdown; SMTP sessions get their grace time.
             services = trio.CancelScope()
+            minger_scope = trio.CancelScope()  # a CancelScope serves one `with` block only
             if forwarding is not None:
                 await nursery.start(_in_scope, services, forwarding.agent.run)
             if isinstance(config.minger, MingerSettings):
@@ -81,7 +82,7 @@ async def _run(server: SMTPServer, forwarding: Forwarding | None) -> None:
                     disabled_mailboxes=config.minger.disabled_mailboxes,
                 )
                 serve = partial(serve_minger, config.minger, directory)
-                await nursery.start(_in_scope, services, serve)
+                await nursery.start(_in_scope, minger_scope, serve)
             async for signum in signals:
                 logger.info(
                     "%s: shutting down (at most %gs)",
@@ -90,6 +91,7 @@ async def _run(server: SMTPServer, forwarding: Forwarding | None) -> None:
                 )
                 server.begin_shutdown()
                 services.cancel()
+                minger_scope.cancel()
                 break
     logger.info("stopped")
 
@@ -131,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         # Forwarding ([[forward]] / [relay]) brings its durable queue and delivery loop.
-        forwarding = None
-        if config.routes.forwards or config.routes.relay.smarthost is not None:
-            forwarding = Forwarding.from_config(config)
+        # The queue also carries delivery reports, so it exists with or without routes.
+        forwarding = Forwarding.from_config(config)
         server = SMTPServer(config, router=forwarding.router if forwarding else None)
         server.prepare()
         trio.run(_run, server, forwarding)
