@@ -201,14 +201,20 @@ class Session:
         self.assert_not_executed(events)
         finished = [e for e in events if isinstance(e, (MessageEnd, MessageRejected))]
         assert len(finished) == 1, events
+        bare = has_bare_newline(content)
+        delivered = content
+        if bare and self.config.bare_newlines == "normalize":
+            # What the engine delivers: dots removed after CRLF only, then each bare CR
+            # or LF becomes CRLF; line lengths and the size limit count that.
+            unstuffed = (b"\r\n" + wire).replace(b"\r\n.", b"\r\n")[2:]
+            delivered = unstuffed.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            delivered = delivered.replace(b"\n", b"\r\n")
         lines_fit = all(
             len(piece) + 2 <= self.config.max_text_line
-            for piece in content.replace(b"\r", b"\n").split(b"\n")
+            for piece in delivered.replace(b"\r", b"\n").split(b"\n")
         )
-        too_big = (
-            self.config.max_message_size is not None and len(content) > self.config.max_message_size
-        )
-        bare = has_bare_newline(content)
+        limit = self.config.max_message_size
+        too_big = limit is not None and len(delivered) > limit
         must_refuse = not lines_fit or too_big or (bare and self.config.bare_newlines == "reject")
         if must_refuse:
             assert isinstance(finished[0], MessageRejected), (content, events)
