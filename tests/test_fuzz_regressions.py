@@ -16,6 +16,7 @@ from sansio_smtp._events import (
     Greeting,
     Hello,
     MailFrom,
+    MessageData,
     MessageEnd,
     MessageRejected,
     RcptTo,
@@ -122,3 +123,24 @@ def test_f4_line_limit_still_holds_after_unstuffing() -> None:
     events = _data_outcome(b".." + b"x" * 998 + b"\r\n.\r\n")
     assert isinstance(events[-1], MessageRejected), events
     assert events[-1].reply.code == 554, events
+
+
+@pytest.mark.xfail(strict=True, reason="F6 open: normalize keeps the stuffing dot after a bare LF")
+def test_f6_normalize_unstuffs_after_bare_lf() -> None:
+    """In normalize mode a line begun by a bare LF is unstuffed like any other line."""
+    conn = ServerConnection(ServerConfig(hostname="mx.example", bare_newlines="normalize"))
+    conn.send(Greeting())
+    conn.receive_data(
+        b"EHLO a\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n"
+        b"Hello\n..leading dot line\n...two dots\n\r\n.\r\n"
+    )
+    content = b""
+    for _ in range(50):
+        event = conn.next_event()
+        if event is NEED_DATA or event is PAUSED:
+            break
+        if isinstance(event, MessageData):
+            content += event.data
+        if isinstance(event, (Hello, MailFrom, RcptTo)):
+            conn.send(Accept())
+    assert content == b"Hello\r\n.leading dot line\r\n..two dots\r\n\r\n"
