@@ -204,11 +204,11 @@ class Session:
         bare = has_bare_newline(content)
         delivered = content
         if bare and self.config.bare_newlines == "normalize":
-            # What the engine delivers: dots removed after CRLF only, then each bare CR
-            # or LF becomes CRLF; line lengths and the size limit count that.
-            unstuffed = (b"\r\n" + wire).replace(b"\r\n.", b"\r\n")[2:]
-            delivered = unstuffed.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            delivered = delivered.replace(b"\n", b"\r\n")
+            # What the engine delivers: each bare CR or LF becomes CRLF, then every
+            # line loses a leading dot (F6); line lengths and the size limit count that.
+            normalized = (b"\r\n" + wire).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            normalized = normalized.replace(b"\n", b"\r\n")
+            delivered = normalized.replace(b"\r\n.", b"\r\n")[2:]
         lines_fit = all(
             len(piece) + 2 <= self.config.max_text_line
             for piece in delivered.replace(b"\r", b"\n").split(b"\n")

@@ -125,7 +125,6 @@ def test_f4_line_limit_still_holds_after_unstuffing() -> None:
     assert events[-1].reply.code == 554, events
 
 
-@pytest.mark.xfail(strict=True, reason="F6 open: normalize keeps the stuffing dot after a bare LF")
 def test_f6_normalize_unstuffs_after_bare_lf() -> None:
     """In normalize mode a line begun by a bare LF is unstuffed like any other line."""
     conn = ServerConnection(ServerConfig(hostname="mx.example", bare_newlines="normalize"))

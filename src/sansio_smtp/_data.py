@@ -20,7 +20,8 @@
 #
 # Bare LF / bare CR (RFC 5321 §2.3.8: they must not appear in SMTP text) follow
 # ServerConfig.bare_newlines: "reject" refuses the message after its end (like
-# Postfix smtpd_forbid_bare_newline), "normalize" turns each into CRLF.
+# Postfix smtpd_forbid_bare_newline), "normalize" turns each into CRLF and treats
+# it as a line end for dot removal too; still only CRLF.CRLF on the wire ends data.
 #
 # A line longer than max_text_line (RFC 5321 §4.5.3.1.6) or content larger than
 # max_message_size refuses the message after its end; the reader keeps looking for
@@ -107,6 +108,7 @@ class DataReader:
         "_line_len",
         "_max_line",
         "_max_size",
+        "_normalizing",
         "_virtual",
         "done",
         "error",
@@ -127,6 +129,7 @@ class DataReader:
         self._max_line = max_text_line - 1  # bytes allowed before the LF
         self._max_size = max_size
         self._bare_newlines = bare_newlines
+        self._normalizing = bare_newlines == "normalize"
         self.size = 0
         self.done = False
         self.error: Reply | None = None
@@ -172,6 +175,10 @@ class DataReader:
                 if data.endswith(prefix):
                     keep = len(prefix)
                     break
+            if not keep and self._normalizing and data.endswith(b"\n"):
+                # A bare LF may begin a dot line in the next chunk: keep it (LF after
+                # CR cannot be here, since a trailing CRLF was kept above).
+                keep = 1
             # A clean chunk has no CR at its end: body is data itself, not a copy.
             body = data[: len(data) - keep]
             self._carry = data[len(data) - keep :]
@@ -188,13 +195,16 @@ class DataReader:
             self.error = BARE_NEWLINE_REPLY
             return b""
         # RFC 5321 §4.5.2: the first character of a line that starts with "." is
-        # deleted (the end marker is not in the body).
-        out = body.replace(_LINE_DOT, b"\r\n") if stuffed else body
+        # deleted (the end marker is not in the body). Under "normalize" each bare CR
+        # or LF is taken as the line end the client meant (as Postfix does), so the
+        # lines it begins are unstuffed too: smtplib stuffs after a bare LF (F6).
+        if bare:
+            out = _normalize(body).replace(_LINE_DOT, b"\r\n")
+        else:
+            out = body.replace(_LINE_DOT, b"\r\n") if stuffed else body
         if self._virtual:
             out = out[2:]
             self._virtual = False
-        if bare:
-            out = _normalize(out)
         # Lines are measured as delivered: without the dot added for transparency
         # (§4.5.3.1.6), and after normalization split them at bare CRs.
         if not self._lines_fit(out):

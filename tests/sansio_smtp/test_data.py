@@ -339,9 +339,12 @@ def model_data(
         (byte == 13 and body[i + 1 : i + 2] != b"\n") or (byte == 10 and body[i - 1 : i] != b"\r")
         for i, byte in enumerate(body)
     )
-    out = body.replace(b"\r\n.", b"\r\n")[2:]
     if bare:
-        out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        # Each bare CR or LF is a line end; then every line loses a leading dot.
+        normalized = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        out = normalized.replace(b"\r\n.", b"\r\n")[2:]
+    else:
+        out = body.replace(b"\r\n.", b"\r\n")[2:]
     too_long = any(len(line) + 1 > max_text_line for line in out.split(b"\n"))
     too_big = max_size is not None and len(out) > max_size
     refused = (bare and policy == "reject") or too_long or too_big
@@ -391,11 +394,21 @@ def test_reader_matches_the_obvious_model(
         assert out == want_out
 
 
+def test_normalize_unstuffs_a_dot_line_begun_by_a_bare_lf_at_a_chunk_edge() -> None:
+    """normalize: a bare LF ending one chunk still unstuffs the dot opening the next."""
+    wire = [b"Hello\n", b"..x\n", b"...y\r\n.\r\n"]
+    assert read_all(wire, policy="normalize")[:3] == (
+        b"Hello\r\n.x\r\n..y\r\n",
+        True,
+        None,
+    )
+
+
 def test_many_bare_lf_dots_are_content() -> None:
-    """LF "." without CR is neither a dot line nor an end, and is a bare LF."""
+    """LF "." never ends the message; under normalize the LF ends a line whose dot goes."""
     data = b"x\n." * 50 + b"\r\n.y\r\n.\r\n"
     assert three_ways(data, policy="normalize")[:3] == (
-        b"x\r\n." * 50 + b"\r\ny\r\n",
+        b"x\r\n" * 50 + b"\r\ny\r\n",
         True,
         None,
     )
