@@ -29,6 +29,8 @@ def escape(text: str, *, limit: int = 512) -> str:
     Unicode line and paragraph separators become ``\\xNN`` / ``\\uNNNN``. Text longer
     than ``limit`` characters is cut and marked with ``...``.
     """
+    if len(text) <= limit and text.isprintable() and "\\" not in text and '"' not in text:
+        return text  # the common case: nothing to escape, skip the loop over characters
     cut = len(text) > limit
     out = []
     for char in text[:limit] if cut else text:
@@ -72,13 +74,20 @@ class ConnectionLog:
 
     def event(self, what: str, /, **fields: object) -> None:
         """Log ``what`` with ``key="value"`` fields; string values are escaped and quoted."""
+        if not logger.isEnabledFor(logging.INFO):
+            return  # nobody reads it: skip the escaping and formatting
         parts = [self.prefix, what]
         for key, value in fields.items():
             if isinstance(value, str):
                 parts.append(f'{key}="{escape(value)}"')
             else:
                 parts.append(f"{key}={value}")
-        logger.info(" ".join(parts))
+        # The same record logger.info() makes, minus its caller lookup (findCaller walks
+        # the stack, a large part of each line's cost): handlers and filters see it alike.
+        record = logger.makeRecord(
+            logger.name, logging.INFO, __file__, 0, " ".join(parts), (), None, "event"
+        )
+        logger.handle(record)
 
     def error(self, message: str) -> None:
         """Log an internal error for this connection (the server keeps running)."""

@@ -76,3 +76,50 @@ def test_rejected_recipients_log(tmp_path: Path) -> None:
         "no\\x09body@example.test",
         "550 5.1.1 <nobody@example.test>: Recipient address rejected",
     ]
+
+
+def _escape_by_hand(text: str) -> str:
+    out = []
+    for char in text:
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    return "".join(out)
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=40))
+def test_escape_fast_path_matches_the_rule(text: str) -> None:
+    """Text needing no escapes comes back as is; any other text gets each escape."""
+    assert escape(text) == _escape_by_hand(text)
+
+
+def test_connection_log_is_a_plain_info_record(caplog: pytest.LogCaptureFixture) -> None:
+    """A line is an INFO record of "sansio_smtpd" that logger filters see, text unformatted."""
+    caplog.set_level(logging.INFO, logger="sansio_smtpd")
+    seen: list[str] = []
+
+    def spy(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return True
+
+    logger = logging.getLogger("sansio_smtpd")
+    logger.addFilter(spy)
+    try:
+        ConnectionLog(1, "192.0.2.1:25").event("accept", queue_id="Q%s", size=5)
+    finally:
+        logger.removeFilter(spy)
+    (record,) = caplog.records
+    assert (record.name, record.levelno) == ("sansio_smtpd", logging.INFO)
+    assert seen == ['conn=1 peer=192.0.2.1:25 accept queue_id="Q%s" size=5']
+    assert logging.Formatter("%(levelname)s %(message)s").format(record) == "INFO " + seen[0]
+
+
+def test_connection_log_silent_below_info(caplog: pytest.LogCaptureFixture) -> None:
+    """With the logger above INFO an event writes nothing."""
+    caplog.set_level(logging.WARNING, logger="sansio_smtpd")
+    ConnectionLog(1, "192.0.2.1:25").event("helo", name="x")
+    assert caplog.records == []
