@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -145,7 +146,10 @@ class SMTPConnection:
         self._settings = context.config.server
         self._in_local_network = _in_networks(peer.ip, self._settings.local_networks)
         self._shutdown_requested = False
-        self._read_scope: trio.CancelScope | None = None
+        # One cancel scope for the whole loop; its deadline covers each send and read
+        # and is infinite in between (cheaper than a new scope per command).
+        self._scope: trio.CancelScope | None = None
+        self._waiting: Literal["send", "receive"] | None = None
         self._data_deadline: float | None = None
         self._early_credit = 0.0  # content seen before the data-phase deadline was set
         self._auth_failures = 0
@@ -160,8 +164,8 @@ class SMTPConnection:
     def request_shutdown(self) -> None:
         """Ask the session to end: now if idle, after the current transaction otherwise."""
         self._shutdown_requested = True
-        if self.transaction is None and self._read_scope is not None:
-            self._read_scope.cancel()
+        if self.transaction is None and self._waiting == "receive" and self._scope is not None:
+            self._scope.cancel()
 
     async def run(self, *, refuse: Literal["busy", "stopping"] | None = None) -> None:
         """Serve the session until it ends; never raises except for cancellation.
@@ -203,6 +207,32 @@ class SMTPConnection:
     # --------------------------------------------------------------------- loop
 
     async def _serve(self) -> None:
+        with trio.CancelScope() as scope:
+            self._scope = scope
+            await self._loop()
+        if scope.cancelled_caught:
+            raise self._expired()
+
+    def _expired(self) -> Exception:
+        """What it means that the deadline passed (or shutdown came) while waiting."""
+        if self._waiting == "send":
+            return _Gone()
+        if self._shutdown_requested and self.transaction is None:
+            return _ShutdownNow()
+        return _Timeout()
+
+    def _settle(self, scope: trio.CancelScope) -> None:
+        """After a send or read: no deadline until the next one.
+
+        A deadline that passed just as the operation finished has cancelled the scope
+        for good (Trio cancel scopes do not un-cancel), so it counts as expired.
+        """
+        scope.deadline = math.inf
+        if scope.cancel_called:
+            raise self._expired()
+        self._waiting = None
+
+    async def _loop(self) -> None:
         while True:
             event = self.engine.next_event()
             if event is NEED_DATA:
@@ -261,10 +291,14 @@ class SMTPConnection:
         data = self.engine.data_to_send()
         if not data:
             return
-        with trio.move_on_after(self._settings.command_timeout) as scope:
+        scope = self._scope
+        assert scope is not None, "flush outside the session loop"
+        self._waiting = "send"
+        scope.deadline = trio.current_time() + self._settings.command_timeout
+        try:
             await self.stream.send_all(data)
-        if scope.cancelled_caught:
-            raise _Gone
+        finally:
+            self._settle(scope)
 
     async def _receive(self) -> bytes:
         now = trio.current_time()
@@ -278,18 +312,16 @@ class SMTPConnection:
             self._data_deadline = None
             self._early_credit = 0.0
             deadline = now + self._settings.command_timeout
-        with trio.CancelScope(deadline=deadline) as scope:
-            self._read_scope = scope
-            try:
-                data = bytes(await self.stream.receive_some(RECEIVE_SIZE))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""  # the peer went away: the engine treats it as EOF
-            finally:
-                self._read_scope = None
-        if scope.cancelled_caught:
-            if self._shutdown_requested and self.transaction is None:
-                raise _ShutdownNow
-            raise _Timeout
+        scope = self._scope
+        assert scope is not None, "read outside the session loop"
+        self._waiting = "receive"
+        scope.deadline = deadline
+        try:
+            data = bytes(await self.stream.receive_some(RECEIVE_SIZE))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""  # the peer went away: the engine treats it as EOF
+        finally:
+            self._settle(scope)
         return data
 
     async def _final(

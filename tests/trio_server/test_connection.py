@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -13,6 +14,7 @@ import trio.testing
 from sansio_smtp import ReplyParser
 from trio_server.config import Config
 from trio_server.connection import Peer, SMTPConnection
+from trio_server.delivery import MaildirDelivery
 from trio_server.server import SMTPServer
 
 from .conftest import MemoryClient, connect_memory, log_lines, messages, write_config
@@ -603,3 +605,29 @@ async def test_bare_newlines_policy(tmp_path: Path, nursery: trio.Nursery, polic
         assert reply.code == 250
         (message,) = messages(config, "alice")
         assert message.get_content() == "one\ntwo\n"
+
+
+async def test_slow_delivery_is_not_a_client_timeout(
+    tmp_path: Path,
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """command_timeout bounds waiting on the client only: a slow disk still gets its 250."""
+    server, config = make_server(tmp_path, command_timeout=30)
+    real = MaildirDelivery.deliver
+
+    async def slow(self: MaildirDelivery, *args: Any, **kwargs: Any) -> Any:
+        await trio.sleep(100)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MaildirDelivery, "deliver", slow)
+    client = await connect_memory(nursery, server)
+    await open_transaction(client)
+    assert (await client.command("DATA")).code == 354
+    start = trio.current_time()
+    await client.send(MESSAGE)
+    assert (await client.reply()).code == 250
+    assert trio.current_time() - start == pytest.approx(100)
+    assert (await client.command("NOOP")).code == 250
+    assert len(messages(config, "alice")) == 1
