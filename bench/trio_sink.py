@@ -1,7 +1,8 @@
 """A bench-only SMTP sink: the sansio_smtp engine on Trio, accepting and discarding everything.
 
 Run as `python bench/trio_sink.py --port N`. It drives the engine the way the Trio layer
-of sansio-smtpd does (one task per connection, replies flushed before each read) but
+of sansio-smtpd does (one task per connection on the listener's socket turned into a
+DirectSocketStream, replies flushed before each read) but
 decides nothing: every HELO/MAIL/RCPT/end of data gets Accept and the content is dropped.
 This is the "sansio-smtpd discarding" target of the suite, used because the real server
 always delivers; it measures the engine plus Trio without Maildir I/O.
@@ -11,17 +12,21 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 from functools import partial
 
 import trio
 
 import sansio_smtp as smtp
+from trio_server.server import DirectSocketStream
 
 _READ_SIZE = 65536
 
 
-async def handle(config: smtp.ServerConfig, stream: trio.SocketStream) -> None:
+async def handle(config: smtp.ServerConfig, accepted: trio.SocketStream) -> None:
     """Serve one connection until the engine reports it closed."""
+    # As sansio-smtpd's listener does: the session runs on the socket directly.
+    stream = DirectSocketStream(socket.socket(fileno=accepted.socket.detach()))
     conn = smtp.ServerConnection(config)
     conn.send(smtp.Greeting())
     try:
