@@ -26,7 +26,8 @@ _READ_SIZE = 65536
 async def handle(config: smtp.ServerConfig, accepted: trio.SocketStream) -> None:
     """Serve one connection until the engine reports it closed."""
     # As sansio-smtpd's listener does: the session runs on the socket directly.
-    stream = DirectSocketStream(socket.socket(fileno=accepted.socket.detach()))
+    raw = accepted.socket
+    stream = DirectSocketStream(socket.socket(raw.family, raw.type, raw.proto, raw.detach()))
     conn = smtp.ServerConnection(config)
     conn.send(smtp.Greeting())
     try:

@@ -226,8 +226,10 @@ class SMTPServer:
             return
         # The listener's SocketStream has set TCP_NODELAY; the session runs on the same
         # socket through DirectSocketStream, which costs far less per send and receive.
-        direct = DirectSocketStream(socket.socket(fileno=stream.socket.detach()))
-        await self.handle(direct, peer)
+        # Family and type given, so adopting the descriptor makes no system call.
+        accepted = stream.socket
+        raw = socket.socket(accepted.family, accepted.type, accepted.proto, accepted.detach())
+        await self.handle(DirectSocketStream(raw), peer)
 
     async def serve(
         self, *, task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED
