@@ -79,20 +79,6 @@ def fuzz_command(
     ]
 
 
-def merge(target: str) -> int:
-    """Adds the work corpus's coverage-increasing inputs to the committed corpus."""
-    work = WORK_DIR / target
-    if not work.is_dir():
-        print(f"[fuzz] {target}: no {work}, nothing to merge")
-        return 0
-    before = len(list((CORPUS_DIR / target).iterdir()))
-    cmd = [sys.executable, "-m", f"fuzz.{target}", "-merge=1", str(CORPUS_DIR / target), str(work)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
-    after = len(list((CORPUS_DIR / target).iterdir()))
-    print(f"[fuzz] {target}: merge exit {proc.returncode}, corpus {before} -> {after} files")
-    return proc.returncode
-
-
 @dataclasses.dataclass
 class Result:
     """What one run reported."""
@@ -141,21 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=600, help="per harness (default 600)")
     parser.add_argument("--jobs", type=int, default=1, choices=(1, 2), help="parallel runs")
     parser.add_argument("--targets", nargs="*", default=None, help="harness names")
-    parser.add_argument(
-        "--merge",
-        action="store_true",
-        help="instead of fuzzing, add to fuzz/corpus/<target>/ the inputs of fuzz/work/<target>/"
-        " that reach new coverage (libFuzzer -merge=1)",
-    )
     parser.add_argument("extra", nargs="*", help="extra libFuzzer flags, after --")
     args = parser.parse_args(argv)
     chosen = args.targets or targets()
     unknown = sorted(set(chosen) - set(targets()))
     if unknown:
         parser.error(f"no such harness: {', '.join(unknown)} (have {', '.join(targets())})")
-
-    if args.merge:
-        return max((merge(name) for name in chosen), default=0)
 
     pending = list(chosen)
     running: dict[str, tuple[subprocess.Popen[bytes], Path, float]] = {}
